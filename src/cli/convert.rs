@@ -1,0 +1,81 @@
+//! `guestctl convert`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::bail;
+use clap::{Args, ValueEnum};
+use guestctl::convert::{convert_to_raw, RawOptions};
+
+use super::ImageOpts;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum OutFormat {
+    Raw,
+}
+
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    /// Source image (raw, qcow2, vmdk; its backing chain is flattened into the output).
+    src: PathBuf,
+    /// Destination file: written under a temporary name, renamed when complete.
+    dst: PathBuf,
+    /// Output format.
+    #[arg(short = 'O', long = "output-format", value_enum)]
+    output_format: OutFormat,
+    /// Overwrite an existing destination.
+    #[arg(long)]
+    force: bool,
+    /// Write every byte instead of leaving holes for zero ranges.
+    #[arg(long)]
+    preallocate: bool,
+    /// Worker threads (default: one per core).
+    #[arg(short = 'j', long = "threads", default_value_t = 0)]
+    threads: usize,
+    /// Show a progress bar (default: when stderr is a terminal).
+    #[arg(short = 'p', long, overrides_with = "no_progress")]
+    progress: bool,
+    /// Never show a progress bar.
+    #[arg(long)]
+    no_progress: bool,
+    #[command(flatten)]
+    open: ImageOpts,
+}
+
+pub fn run(a: ConvertArgs) -> anyhow::Result<()> {
+    let img = guestctl::open_image(&a.src, &a.open.open_options())?;
+    let dev = img.device();
+    let OutFormat::Raw = a.output_format;
+    if a.dst.as_os_str().is_empty() {
+        bail!("empty destination path");
+    }
+    let opts = RawOptions {
+        force: a.force,
+        preallocate: a.preallocate,
+        threads: a.threads,
+        source_files: guestctl::image_files(img.info()),
+    };
+    let show = !a.no_progress && (a.progress || std::io::stderr().is_terminal());
+    let bar = if show {
+        let b = indicatif::ProgressBar::new(dev.size());
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(b)
+    } else {
+        None
+    };
+    let tick = |n: u64| {
+        if let Some(b) = &bar {
+            b.inc(n);
+        }
+    };
+    convert_to_raw(dev.as_ref(), &a.dst, &opts, &tick)?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(())
+}

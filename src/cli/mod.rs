@@ -1,0 +1,90 @@
+//! Command-line parsing and output. No logic of its own: everything is a library call.
+
+mod convert;
+mod info;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use guestctl::{Format, OpenOptions};
+
+/// Exit codes, like qemu-img: 0 success, 1 the operation failed, 2 bad usage.
+pub const EXIT_FAILURE: u8 = 1;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "guestctl",
+    version,
+    about = "Look inside virtual-machine disk images and convert them: in process, read-only, no root, no VM",
+    long_about = "guestctl reads raw, qcow2 and vmdk images (with backing chains) in process.\n\
+Nothing is mounted, no VM is started, and input images are never modified.\n\n\
+Exit status: 0 on success, 1 when the operation failed (unreadable, corrupt or unsupported\n\
+image, refused backing file, I/O error), 2 on invalid usage.",
+    after_help = "Examples:\n  guestctl info disk.qcow2\n  guestctl info --json overlay.qcow2\n  guestctl convert disk.vmdk disk.raw -O raw"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show an image's format, sizes, features and backing chain (like `qemu-img info`).
+    Info(info::InfoArgs),
+    /// Convert an image to another format (today: an exact, sparse raw export).
+    Convert(convert::ConvertArgs),
+}
+
+/// How to open images: shared by every command that reads one.
+#[derive(Args, Debug, Clone)]
+pub struct ImageOpts {
+    /// Image format (raw, qcow2, vmdk); default: detected from magic bytes, never the file name.
+    #[arg(short = 'f', long = "format", value_parser = parse_format)]
+    pub format: Option<Format>,
+    /// Allow backing/extent/data files under this path prefix even when they are absolute or
+    /// outside the image's directory (repeatable). Protocol and json: names are never followed.
+    #[arg(long = "allow-backing", value_name = "PATH-PREFIX")]
+    pub allow_backing: Vec<PathBuf>,
+    /// Do not open backing files: unallocated ranges read as zeros.
+    #[arg(long = "no-backing")]
+    pub no_backing: bool,
+}
+
+impl ImageOpts {
+    /// The library options these flags mean.
+    pub fn open_options(&self) -> OpenOptions {
+        OpenOptions {
+            format: self.format,
+            allow_backing: self.allow_backing.clone(),
+            follow_backing: !self.no_backing,
+        }
+    }
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    Format::from_name(s).ok_or_else(|| format!("unknown format {s:?} (expected raw, qcow2 or vmdk)"))
+}
+
+/// Parses arguments, runs the command and prints errors with their cause chain.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info(a) => info::run(a),
+        Command::Convert(a) => convert::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            print_error(&e);
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+fn print_error(e: &anyhow::Error) {
+    eprintln!("guestctl: error: {e}");
+    for cause in e.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+}
