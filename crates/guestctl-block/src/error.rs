@@ -145,7 +145,7 @@ impl fmt::Display for Error {
             (None, None) => {}
         }
         write!(f, "{}", self.message)?;
-        if matches!(self.kind, ErrorKind::Corrupt | ErrorKind::Unsupported | ErrorKind::Refused) {
+        if self.kind == ErrorKind::Corrupt {
             write!(f, " ({})", self.kind.as_str())?;
         }
         Ok(())

@@ -93,6 +93,9 @@ pub fn detect(head: &[u8], tail: &[u8]) -> Detected {
     if starts(b"WithoutFreeSpace") || starts(b"WithouFreSpacExt") {
         return Unsupported("parallels");
     }
+    if starts(b"<?xml") && head.windows(21).any(|w| w == b"<Parallels_disk_image") {
+        return Unsupported("parallels (DiskDescriptor.xml bundle)");
+    }
     if starts(b"QED\0") {
         return Unsupported("qed");
     }

@@ -124,7 +124,8 @@ impl Opened {
             &q.path,
             Format::Qcow2,
             h.size,
-            q.file.allocated_bytes() + q.data_file.as_ref().map_or(0, RawFile::allocated_bytes),
+            // Like qemu-img: the image file only, not its data file.
+            q.file.allocated_bytes(),
         );
         info.cluster_size = Some(h.cluster_size());
         info.dirty = h.incompatible_features & header::incompat::DIRTY != 0;
