@@ -169,6 +169,21 @@ pub fn open_image(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Image> {
     ctx.open(path.as_ref(), opts.format)
 }
 
+/// Opens a qcow2 image whose container bytes come from `dev` instead of a file (for fuzzing
+/// and for images nested in other images). `name` is used in messages and to resolve backing
+/// names, under the same policy as [`open_image`].
+pub fn open_qcow2_device(
+    dev: Arc<dyn BlockDevice>,
+    name: &Path,
+    opts: &OpenOptions,
+) -> Result<Image> {
+    let ctx = Ctx {
+        opts,
+        chain: Vec::new(),
+    };
+    qcow2::open(dev, name, 0, &ctx)
+}
+
 /// Detects the format of a file without opening it as an image.
 pub fn detect_file(path: impl AsRef<Path>) -> Result<Detected> {
     let file = RawFile::open(path.as_ref())?;
@@ -215,7 +230,10 @@ impl Ctx<'_> {
                     info,
                 })
             }
-            Format::Qcow2 => qcow2::open(file, path, self),
+            Format::Qcow2 => {
+                let allocated = file.allocated_bytes();
+                qcow2::open(Arc::new(file), path, allocated, self)
+            }
             Format::Vmdk => vmdk::open(file, path, self),
         }
     }

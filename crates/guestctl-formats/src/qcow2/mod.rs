@@ -49,7 +49,7 @@ enum Kind {
 #[derive(Debug)]
 pub struct Qcow2 {
     path: PathBuf,
-    file: RawFile,
+    file: Arc<dyn BlockDevice>,
     data_file: Option<RawFile>,
     header: Header,
     l1: Box<[u64]>,
@@ -90,42 +90,34 @@ impl TableCache {
     }
 }
 
-pub(crate) fn open(file: RawFile, path: &Path, ctx: &Ctx<'_>) -> Result<Image> {
-    let q = Qcow2::open_file(file, path, ctx)?;
-    let info = q.info(ctx);
-    let backing_info = q.backing_info.take_info();
-    let mut info = info;
-    info.backing = backing_info;
+pub(crate) fn open(
+    file: Arc<dyn BlockDevice>,
+    path: &Path,
+    allocated: u64,
+    ctx: &Ctx<'_>,
+) -> Result<Image> {
+    let (q, backing) = Qcow2::open_file(file, path, ctx)?;
+    let mut info = q.info(allocated);
+    if let Some(b) = backing {
+        info.full_backing_filename = Some(b.filename.clone());
+        info.backing = Some(Box::new(b));
+    }
     Ok(Image {
-        device: Arc::new(q.dev),
+        device: Arc::new(q),
         info,
     })
 }
 
-/// The device plus what opening learned about the backing image.
-struct Opened {
-    dev: Qcow2,
-    backing_info: BackingInfo,
-}
-
-struct BackingInfo(Option<ImageInfo>, Option<String>);
-
-impl BackingInfo {
-    fn take_info(self) -> Option<Box<ImageInfo>> {
-        self.0.map(Box::new)
-    }
-}
-
-impl Opened {
-    fn info(&self, _ctx: &Ctx<'_>) -> ImageInfo {
-        let q = &self.dev;
+impl Qcow2 {
+    fn info(&self, allocated: u64) -> ImageInfo {
+        let q = self;
         let h = &q.header;
         let mut info = ImageInfo::new(
             &q.path,
             Format::Qcow2,
             h.size,
             // Like qemu-img: the image file only, not its data file.
-            q.file.allocated_bytes(),
+            allocated,
         );
         info.cluster_size = Some(h.cluster_size());
         info.dirty = h.incompatible_features & header::incompat::DIRTY != 0;
@@ -133,7 +125,6 @@ impl Opened {
         info.compression_type = Some(h.compression.name().to_string());
         info.subformat = Some(h.compat().to_string());
         info.backing_filename = h.backing_file.clone();
-        info.full_backing_filename = self.backing_info.1.clone();
         info.backing_format = h.backing_format.clone();
         let mut data = std::collections::BTreeMap::new();
         data.insert("compat".into(), json!(h.compat()));
@@ -159,10 +150,12 @@ impl Opened {
         });
         info
     }
-}
 
-impl Qcow2 {
-    fn open_file(file: RawFile, path: &Path, ctx: &Ctx<'_>) -> Result<Opened> {
+    fn open_file(
+        file: Arc<dyn BlockDevice>,
+        path: &Path,
+        ctx: &Ctx<'_>,
+    ) -> Result<(Qcow2, Option<ImageInfo>)> {
         let file_size = file.size();
         let ctxerr = |e: Error| e.path(path);
         let mut fixed = vec![0u8; header::FIXED_LEN.min(file_size as usize)];
@@ -219,15 +212,14 @@ impl Qcow2 {
                     None => None,
                 };
                 let img = ctx.open_backing(path, name, fmt)?;
-                let full = img.info().filename.clone();
-                (Some(img.device()), BackingInfo(Some(img.info().clone()), Some(full)))
+                (Some(img.device()), Some(img.info().clone()))
             }
-            _ => (None, BackingInfo(None, None)),
+            _ => (None, None),
         };
         let cap = ((L2_CACHE_BYTES / h.cluster_size()) as usize)
             .clamp(MIN_CACHED_TABLES, MAX_CACHED_TABLES);
-        Ok(Opened {
-            dev: Qcow2 {
+        Ok((
+            Qcow2 {
                 path: path.to_path_buf(),
                 file,
                 data_file,
@@ -242,7 +234,7 @@ impl Qcow2 {
                 backing,
             },
             backing_info,
-        })
+        ))
     }
 
     /// The parsed header.
@@ -490,7 +482,10 @@ impl BlockDevice for Qcow2 {
             let out = &mut buf[done as usize..(done + len) as usize];
             match kind {
                 Kind::Data(host) => {
-                    let src = self.data_file.as_ref().unwrap_or(&self.file);
+                    let src: &dyn BlockDevice = match &self.data_file {
+                        Some(d) => d,
+                        None => self.file.as_ref(),
+                    };
                     read_or_zero(src, host, out)?;
                 }
                 Kind::Zero => out.fill(0),

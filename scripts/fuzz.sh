@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs the cargo-fuzz targets with seeds made by qemu-img.
+# Usage: scripts/fuzz.sh [TARGET...] [-t SECONDS]   (default: every target, 60 s each)
+# Needs: nightly toolchain (`cargo +nightly`), cargo-fuzz, qemu-img.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=60
+targets=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -t) secs="$2"; shift 2 ;;
+    *) targets+=("$1"); shift ;;
+  esac
+done
+[ ${#targets[@]} -gt 0 ] || targets=(detect qcow2 vmdk)
+command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 1; }
+command -v qemu-img >/dev/null || { echo "qemu-img missing: apt-get install qemu-utils" >&2; exit 1; }
+
+seed_dir() { mkdir -p "fuzz/corpus/$1"; echo "fuzz/corpus/$1"; }
+make_seeds() {
+  local t; t=$(mktemp -d)
+  head -c 65536 /dev/urandom > "$t/rand"
+  # qcow2 seeds: small virtual sizes keep the files small.
+  local q; q=$(seed_dir qcow2)
+  for opts in "cluster_size=512" "cluster_size=4096" "compat=0.10,cluster_size=512" \
+              "extended_l2=on,cluster_size=16384" "compression_type=zstd,cluster_size=4096"; do
+    local n; n=$(echo "$opts" | tr ',=' '__')
+    qemu-img create -q -f qcow2 -o "$opts" "$t/$n.qcow2" 64K
+    qemu-io -f qcow2 -c "write -P 0x61 0 4k" -c "write -z 8k 4k" "$t/$n.qcow2" >/dev/null
+    cp "$t/$n.qcow2" "$q/$n"
+  done
+  qemu-img convert -q -c -O qcow2 -o cluster_size=4096 "$t/rand" "$q/compressed" 2>/dev/null || true
+  qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 -o cluster_size=512 "$q/overlay" 64K 2>/dev/null || \
+    qemu-img create -q -f qcow2 -o cluster_size=512 "$q/overlay" 64K
+  # vmdk seeds.
+  local v; v=$(seed_dir vmdk)
+  for sub in monolithicSparse streamOptimized; do
+    qemu-img convert -q -O vmdk -o subformat=$sub "$t/rand" "$v/$sub"
+  done
+  printf '# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType="monolithicFlat"\nRW 128 FLAT "x-flat.vmdk" 0\nRW 64 ZERO\n' > "$v/descriptor"
+  local d; d=$(seed_dir detect)
+  cp "$q"/* "$v"/* "$d"/ 2>/dev/null || true
+  rm -rf "$t"
+}
+make_seeds
+for target in "${targets[@]}"; do
+  echo "== fuzzing $target for ${secs}s"
+  cargo +nightly fuzz run "$target" "fuzz/corpus/$target" -- \
+    -max_total_time="$secs" -max_len=300000 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
+done

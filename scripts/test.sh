@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what the tests need (when missing) and runs the whole test suite.
+# Usage: scripts/test.sh            (from anywhere; root installs missing tools with apt-get)
+#        SKIP_INSTALL=1 scripts/test.sh   (never call apt-get)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+want() { command -v "$1" >/dev/null 2>&1 || need_pkgs+=("$2"); }
+want qemu-img qemu-utils
+want qemu-io qemu-utils
+want zstd zstd
+want mkfs.ext4 e2fsprogs
+want python3 python3
+
+if [ ${#need_pkgs[@]} -gt 0 ] && [ -z "${SKIP_INSTALL:-}" ]; then
+  mapfile -t need_pkgs < <(printf '%s\n' "${need_pkgs[@]}" | sort -u)
+  if [ "$(id -u)" = 0 ]; then
+    echo "== installing: ${need_pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}"
+  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    echo "== installing with sudo: ${need_pkgs[*]}"
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}"
+  else
+    echo "error: the tests need: ${need_pkgs[*]}" >&2
+    echo "       install them (apt-get install ${need_pkgs[*]}) or run this script as root" >&2
+    exit 1
+  fi
+fi
+command -v cargo >/dev/null || { echo "error: cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
+
+if [ ! -f ../shared/corpus/INDEX.md ]; then
+  echo "error: ../shared/corpus is missing: the corpus tests need it beside this checkout" >&2
+  exit 1
+fi
+
+echo "== cargo test (workspace)"
+cargo test --workspace --all-targets --locked 2>&1
+echo "== cargo test (doc tests)"
+cargo test --workspace --doc --locked 2>&1
