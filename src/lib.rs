@@ -73,16 +73,21 @@ impl Guestfs {
         self.images.get(index).map(Image::device).ok_or_else(|| {
             Error::new(
                 ErrorKind::InvalidInput,
-                format!("no drive {index} (added {}, launched: {})", self.drives.len(), !self.images.is_empty()),
+                format!(
+                    "no drive {index} (added {}, launched: {})",
+                    self.drives.len(),
+                    !self.images.is_empty()
+                ),
             )
         })
     }
 
     /// What the `index`-th drive's header said.
     pub fn image_info(&self, index: usize) -> Result<&ImageInfo> {
-        self.images.get(index).map(Image::info).ok_or_else(|| {
-            Error::new(ErrorKind::InvalidInput, format!("no drive {index}"))
-        })
+        self.images
+            .get(index)
+            .map(Image::info)
+            .ok_or_else(|| Error::new(ErrorKind::InvalidInput, format!("no drive {index}")))
     }
 }
 

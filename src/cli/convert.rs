@@ -29,6 +29,10 @@ pub struct ConvertArgs {
     /// Write every byte instead of leaving holes for zero ranges.
     #[arg(long)]
     preallocate: bool,
+    /// fdatasync the output before renaming it into place, so a crash right after the command
+    /// returns cannot leave a renamed but incomplete file (slower: waits for the disk).
+    #[arg(long)]
+    sync: bool,
     /// Worker threads (default: one per core).
     #[arg(short = 'j', long = "threads", default_value_t = 0)]
     threads: usize,
@@ -53,6 +57,7 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<()> {
         force: a.force,
         preallocate: a.preallocate,
         threads: a.threads,
+        sync: a.sync,
         source_files: guestctl::image_files(img.info()),
     };
     let show = !a.no_progress && (a.progress || std::io::stderr().is_terminal());

@@ -38,7 +38,11 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
 fn print_one(i: &ImageInfo) {
     println!("image: {}", i.filename);
     println!("file format: {}", i.format);
-    println!("virtual size: {} ({} bytes)", human(i.virtual_size), i.virtual_size);
+    println!(
+        "virtual size: {} ({} bytes)",
+        human(i.virtual_size),
+        i.virtual_size
+    );
     println!("disk size: {}", human(i.actual_size));
     if let Some(cs) = i.cluster_size {
         println!("cluster size: {cs}");
@@ -83,7 +87,6 @@ fn human(n: u64) -> String {
     if u == 0 {
         format!("{n} B")
     } else {
-        format!("{v:.3} {}", UNITS[u])
-            .replace(".000 ", " ")
+        format!("{v:.3} {}", UNITS[u]).replace(".000 ", " ")
     }
 }

@@ -63,7 +63,8 @@ impl ImageOpts {
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
-    Format::from_name(s).ok_or_else(|| format!("unknown format {s:?} (expected raw, qcow2 or vmdk)"))
+    Format::from_name(s)
+        .ok_or_else(|| format!("unknown format {s:?} (expected raw, qcow2 or vmdk)"))
 }
 
 /// Parses arguments, runs the command and prints errors with their cause chain.

@@ -179,7 +179,11 @@ mod tests {
 
     #[test]
     fn first_context_wins() {
-        let e = Error::corrupt("x").path("inner.vmdk").path("outer.vmdk").at(1).at(2);
+        let e = Error::corrupt("x")
+            .path("inner.vmdk")
+            .path("outer.vmdk")
+            .at(1)
+            .at(2);
         assert_eq!(e.file(), Some(Path::new("inner.vmdk")));
         assert_eq!(e.offset(), Some(1));
     }

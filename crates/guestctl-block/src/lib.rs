@@ -169,6 +169,45 @@ impl BlockDevice for MemoryDevice {
     }
 }
 
+/// A heap buffer whose start is aligned to 4 KiB. Page-aligned buffers make the kernel's
+/// copies to and from the page cache markedly faster than malloc's 16-byte-offset blocks.
+#[derive(Debug, Clone)]
+pub struct AlignedBuf {
+    storage: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl AlignedBuf {
+    /// Alignment of the buffer start.
+    pub const ALIGN: usize = 4096;
+
+    /// A zeroed buffer of `len` bytes.
+    pub fn new(len: usize) -> Self {
+        let storage = vec![0u8; len + Self::ALIGN];
+        let misalign = storage.as_ptr() as usize % Self::ALIGN;
+        let start = (Self::ALIGN - misalign) % Self::ALIGN;
+        AlignedBuf {
+            storage,
+            start,
+            len,
+        }
+    }
+}
+
+impl std::ops::Deref for AlignedBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.storage[self.start..self.start + self.len]
+    }
+}
+
+impl std::ops::DerefMut for AlignedBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.storage[self.start..self.start + self.len]
+    }
+}
+
 /// Returns true if every byte of `buf` is zero (fast path on 16-byte words).
 pub fn is_zero(buf: &[u8]) -> bool {
     let (chunks, rest) = buf.split_at(buf.len() - buf.len() % 16);
@@ -192,7 +231,23 @@ mod tests {
         assert!(s.read_exact_at(15, &mut buf).is_err());
         assert!(Slice::new(dev, 90, 20).is_err());
         let m = s.map(0, 100).expect("map");
-        assert_eq!(m.extents(), &[Extent { offset: 0, len: 20, kind: ExtentKind::Data }]);
+        assert_eq!(
+            m.extents(),
+            &[Extent {
+                offset: 0,
+                len: 20,
+                kind: ExtentKind::Data
+            }]
+        );
+    }
+
+    #[test]
+    fn aligned_buffer_is_aligned() {
+        for len in [0, 1, 4096, 1 << 20] {
+            let b = AlignedBuf::new(len);
+            assert_eq!(b.len(), len);
+            assert_eq!(b.as_ptr() as usize % AlignedBuf::ALIGN, 0);
+        }
     }
 
     #[test]
