@@ -35,7 +35,10 @@ fn oracle() -> Vec<Row> {
 fn fetch(row: &Row, dir: &Path) -> std::path::PathBuf {
     let src = corpus().join(&row.path);
     let parent = src.parent().expect("parent");
-    let gz = src.with_file_name(format!("{}.gz", src.file_name().expect("n").to_string_lossy()));
+    let gz = src.with_file_name(format!(
+        "{}.gz",
+        src.file_name().expect("n").to_string_lossy()
+    ));
     if gz.is_file() {
         // Chains and data files reference siblings by name.
         materialize_dir(parent, dir);
@@ -50,14 +53,22 @@ fn fetch(row: &Row, dir: &Path) -> std::path::PathBuf {
 fn supported_containers_match_qemu_img() {
     let rows = oracle();
     let mut checked = 0;
-    for row in rows.iter().filter(|r| matches!(r.format.as_str(), "qcow2" | "vmdk")) {
+    for row in rows
+        .iter()
+        .filter(|r| matches!(r.format.as_str(), "qcow2" | "vmdk"))
+    {
         let dir = tempfile::tempdir().expect("tmp");
         let p = fetch(row, dir.path());
-        let img = open_image(&p, &OpenOptions::default())
-            .unwrap_or_else(|e| panic!("{}: {e}", row.path));
+        let img =
+            open_image(&p, &OpenOptions::default()).unwrap_or_else(|e| panic!("{}: {e}", row.path));
         assert_eq!(img.info().format.name(), row.format, "{}", row.path);
         assert_eq!(img.device().size(), row.size, "{}", row.path);
-        assert_eq!(sha256_device(img.device().as_ref()), row.sha256, "{}", row.path);
+        assert_eq!(
+            sha256_device(img.device().as_ref()),
+            row.sha256,
+            "{}",
+            row.path
+        );
         checked += 1;
     }
     assert!(checked >= 14, "only {checked} containers checked");
@@ -67,21 +78,25 @@ fn supported_containers_match_qemu_img() {
 fn unsupported_containers_are_refused_cleanly() {
     let rows = oracle();
     let mut checked = 0;
-    for row in rows.iter().filter(|r| !matches!(r.format.as_str(), "qcow2" | "vmdk")) {
+    for row in rows
+        .iter()
+        .filter(|r| !matches!(r.format.as_str(), "qcow2" | "vmdk"))
+    {
         let dir = tempfile::tempdir().expect("tmp");
         let p = fetch(row, dir.path());
         let e = open_image(&p, &OpenOptions::default())
             .expect_err(&format!("{} must be refused", row.path));
         assert_eq!(e.kind(), ErrorKind::Unsupported, "{}: {e}", row.path);
-        assert!(e.to_string().contains("unsupported format"), "{}: {e}", row.path);
+        assert!(
+            e.to_string().contains("unsupported format"),
+            "{}: {e}",
+            row.path
+        );
         checked += 1;
     }
     // Parallels bundles and Apple ASIF, which qemu-img's table leaves out.
     let disk = corpus().join("dissect.hypervisor/tests/_data/disk");
-    for rel in [
-        "hdd/expanding.hdd/DiskDescriptor.xml",
-        "asif/basic.asif.gz",
-    ] {
+    for rel in ["hdd/expanding.hdd/DiskDescriptor.xml", "asif/basic.asif.gz"] {
         let dir = tempfile::tempdir().expect("tmp");
         let p = materialize(&disk.join(rel), dir.path());
         let e = open_image(&p, &OpenOptions::default()).expect_err(rel);
@@ -105,7 +120,10 @@ fn unsupported_containers_are_refused_cleanly() {
 fn snapshot_image_reads_active_layer() {
     // snapshot.qcow2 has two internal snapshots; the active L1 is what qemu-img converts.
     let rows = oracle();
-    let row = rows.iter().find(|r| r.path.ends_with("snapshot.qcow2")).expect("row");
+    let row = rows
+        .iter()
+        .find(|r| r.path.ends_with("snapshot.qcow2"))
+        .expect("row");
     let dir = tempfile::tempdir().expect("tmp");
     let img = open_image(fetch(row, dir.path()), &OpenOptions::default()).expect("open");
     let fs = img.info().format_specific.as_ref().expect("fs");

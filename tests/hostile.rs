@@ -54,14 +54,101 @@ fn seeds(dir: &Path) -> Vec<PathBuf> {
         qemu_img(&a, dir);
         out.push(dir.join(name));
     };
-    mk("c512.qcow2", &["convert", "-q", "-O", "qcow2", "-o", "cluster_size=512", "content.raw"]);
-    mk("zlib.qcow2", &["convert", "-q", "-c", "-O", "qcow2", "-o", "cluster_size=4096", "content.raw"]);
-    mk("zstd.qcow2", &["convert", "-q", "-c", "-O", "qcow2", "-o", "cluster_size=4096,compression_type=zstd", "content.raw"]);
-    mk("v2.qcow2", &["convert", "-q", "-O", "qcow2", "-o", "compat=0.10,cluster_size=4096", "content.raw"]);
-    mk("extl2.qcow2", &["create", "-q", "-f", "qcow2", "-o", "extended_l2=on,cluster_size=16384", "-b", "c512.qcow2", "-F", "qcow2"]);
-    qemu_io("qcow2", "extl2.qcow2", &["write -P 0x11 1536 1024", "write -z 40k 8k"], dir);
-    mk("sparse.vmdk", &["convert", "-q", "-O", "vmdk", "-o", "subformat=monolithicSparse", "content.raw"]);
-    mk("stream.vmdk", &["convert", "-q", "-O", "vmdk", "-o", "subformat=streamOptimized", "content.raw"]);
+    mk(
+        "c512.qcow2",
+        &[
+            "convert",
+            "-q",
+            "-O",
+            "qcow2",
+            "-o",
+            "cluster_size=512",
+            "content.raw",
+        ],
+    );
+    mk(
+        "zlib.qcow2",
+        &[
+            "convert",
+            "-q",
+            "-c",
+            "-O",
+            "qcow2",
+            "-o",
+            "cluster_size=4096",
+            "content.raw",
+        ],
+    );
+    mk(
+        "zstd.qcow2",
+        &[
+            "convert",
+            "-q",
+            "-c",
+            "-O",
+            "qcow2",
+            "-o",
+            "cluster_size=4096,compression_type=zstd",
+            "content.raw",
+        ],
+    );
+    mk(
+        "v2.qcow2",
+        &[
+            "convert",
+            "-q",
+            "-O",
+            "qcow2",
+            "-o",
+            "compat=0.10,cluster_size=4096",
+            "content.raw",
+        ],
+    );
+    mk(
+        "extl2.qcow2",
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-o",
+            "extended_l2=on,cluster_size=16384",
+            "-b",
+            "c512.qcow2",
+            "-F",
+            "qcow2",
+        ],
+    );
+    qemu_io(
+        "qcow2",
+        "extl2.qcow2",
+        &["write -P 0x11 1536 1024", "write -z 40k 8k"],
+        dir,
+    );
+    mk(
+        "sparse.vmdk",
+        &[
+            "convert",
+            "-q",
+            "-O",
+            "vmdk",
+            "-o",
+            "subformat=monolithicSparse",
+            "content.raw",
+        ],
+    );
+    mk(
+        "stream.vmdk",
+        &[
+            "convert",
+            "-q",
+            "-O",
+            "vmdk",
+            "-o",
+            "subformat=streamOptimized",
+            "content.raw",
+        ],
+    );
     out
 }
 
@@ -119,12 +206,19 @@ fn bit_flipped_images_never_panic_or_hang() {
             let flips = 1 + next() % 8;
             for _ in 0..flips {
                 // Half the flips land in the first 4 KiB, where headers and tables live.
-                let span = if next() % 2 == 0 { v.len().min(4096) } else { v.len() };
+                let span = if next() % 2 == 0 {
+                    v.len().min(4096)
+                } else {
+                    v.len()
+                };
                 let at = (next() % span as u64) as usize;
                 v[at] ^= 1 << (next() % 8);
             }
             // Keep backing references working: write next to the originals.
-            let name = format!("flip-{i}-{}", seed.file_name().expect("n").to_string_lossy());
+            let name = format!(
+                "flip-{i}-{}",
+                seed.file_name().expect("n").to_string_lossy()
+            );
             let p = dir.path().join(name);
             std::fs::write(&p, &v).expect("write");
             if survive(&p).is_some() {
@@ -135,7 +229,10 @@ fn bit_flipped_images_never_panic_or_hang() {
         }
     }
     eprintln!("{total} bit-flipped images, {errors} gave errors (the rest read)");
-    assert!(errors > 0, "bit flips never produced an error: the test is not reaching the parsers");
+    assert!(
+        errors > 0,
+        "bit flips never produced an error: the test is not reaching the parsers"
+    );
 }
 
 #[test]
@@ -143,7 +240,17 @@ fn truncated_images_give_errors() {
     let dir = tempfile::tempdir().expect("tmp");
     for seed in seeds(dir.path()) {
         let bytes = std::fs::read(&seed).expect("seed");
-        for cut in [0usize, 3, 64, 100, 511, 600, 4096, bytes.len() / 2, bytes.len() - 1] {
+        for cut in [
+            0usize,
+            3,
+            64,
+            100,
+            511,
+            600,
+            4096,
+            bytes.len() / 2,
+            bytes.len() - 1,
+        ] {
             let p = dir.path().join("cut.img");
             std::fs::write(&p, &bytes[..cut.min(bytes.len())]).expect("write");
             let _ = survive(&p);
@@ -170,11 +277,18 @@ fn crafted_qcow2_corruptions_are_named() {
     // L1 entry pointing past the end of the file.
     let p = d.join("l2-past-eof.qcow2");
     std::fs::copy(&a, &p).expect("cp");
-    patch(&p, l1_off, &(0x8000_0000_0000_0000u64 | (1 << 40)).to_be_bytes());
+    patch(
+        &p,
+        l1_off,
+        &(0x8000_0000_0000_0000u64 | (1 << 40)).to_be_bytes(),
+    );
     let e = exercise(&p).expect_err("must fail");
     assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
     let s = e.to_string();
-    assert!(s.contains("l2-past-eof.qcow2") && s.contains("L2 table"), "{s}");
+    assert!(
+        s.contains("l2-past-eof.qcow2") && s.contains("L2 table"),
+        "{s}"
+    );
 
     // Huge L1 size.
     let p = d.join("huge-l1.qcow2");
@@ -184,10 +298,15 @@ fn crafted_qcow2_corruptions_are_named() {
     assert!(e.to_string().contains("L1 table"), "{e}");
 
     // Unaligned data cluster offset in the L2 table.
-    let l2_off = u64::from_be_bytes(bytes[l1_off..l1_off + 8].try_into().expect("8")) & 0x00ff_ffff_ffff_fe00;
+    let l2_off = u64::from_be_bytes(bytes[l1_off..l1_off + 8].try_into().expect("8"))
+        & 0x00ff_ffff_ffff_fe00;
     let p = d.join("unaligned.qcow2");
     std::fs::copy(&a, &p).expect("cp");
-    patch(&p, l2_off as usize, &(0x8000_0000_0001_0200u64).to_be_bytes());
+    patch(
+        &p,
+        l2_off as usize,
+        &(0x8000_0000_0001_0200u64).to_be_bytes(),
+    );
     let e = exercise(&p).expect_err("must fail");
     assert!(e.to_string().contains("not cluster aligned"), "{e}");
 
@@ -247,7 +366,10 @@ fn backing_policy_refuses_and_names() {
         follow_backing: false,
         ..OpenOptions::default()
     };
-    assert_eq!(open_image(&top, &lone).expect("lone").info().chain().len(), 1);
+    assert_eq!(
+        open_image(&top, &lone).expect("lone").info().chain().len(),
+        1
+    );
 }
 
 #[test]
@@ -259,9 +381,10 @@ fn backing_loops_and_deep_chains_are_refused() {
     set_backing(&d.join("a.qcow2"), "b.qcow2");
     set_backing(&d.join("b.qcow2"), "a.qcow2");
     let e = open_image(d.join("a.qcow2"), &OpenOptions::default()).expect_err("loop");
-    let chain: Vec<String> = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
-        .map(|e| e.to_string())
-        .collect();
+    let chain: Vec<String> =
+        std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+            .map(|e| e.to_string())
+            .collect();
     assert!(chain.iter().any(|s| s.contains("loop")), "{chain:?}");
 
     // Self loop.
@@ -272,13 +395,30 @@ fn backing_loops_and_deep_chains_are_refused() {
     qemu_img(&["create", "-q", "-f", "qcow2", "l0.qcow2", "1M"], d);
     for i in 1..18 {
         let prev = format!("l{}.qcow2", i - 1);
-        qemu_img(&["create", "-q", "-f", "qcow2", "-b", &prev, "-F", "qcow2", &format!("l{i}.qcow2")], d);
+        qemu_img(
+            &[
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-b",
+                &prev,
+                "-F",
+                "qcow2",
+                &format!("l{i}.qcow2"),
+            ],
+            d,
+        );
     }
     let e = open_image(d.join("l17.qcow2"), &OpenOptions::default()).expect_err("deep");
-    let chain: Vec<String> = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
-        .map(|e| e.to_string())
-        .collect();
-    assert!(chain.iter().any(|s| s.contains("deeper than 16")), "{chain:?}");
+    let chain: Vec<String> =
+        std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+            .map(|e| e.to_string())
+            .collect();
+    assert!(
+        chain.iter().any(|s| s.contains("deeper than 16")),
+        "{chain:?}"
+    );
     // 16 deep is fine.
     assert!(open_image(d.join("l15.qcow2"), &OpenOptions::default()).is_ok());
 }

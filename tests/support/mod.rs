@@ -22,7 +22,11 @@ pub fn corpus() -> PathBuf {
 
 /// Copies `src` into `dir`, decompressing `.gz`/`.zst` (the suffix is dropped). Returns the path.
 pub fn materialize(src: &Path, dir: &Path) -> PathBuf {
-    let name = src.file_name().expect("name").to_string_lossy().into_owned();
+    let name = src
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
     let (out_name, kind) = if let Some(n) = name.strip_suffix(".gz") {
         (n.to_string(), "gz")
     } else if let Some(n) = name.strip_suffix(".zst") {
@@ -34,7 +38,8 @@ pub fn materialize(src: &Path, dir: &Path) -> PathBuf {
     if dst.exists() {
         return dst;
     }
-    let input = BufReader::new(File::open(src).unwrap_or_else(|e| panic!("{}: {e}", src.display())));
+    let input =
+        BufReader::new(File::open(src).unwrap_or_else(|e| panic!("{}: {e}", src.display())));
     let mut out = File::create(&dst).expect("create");
     match kind {
         "gz" => {
@@ -126,7 +131,11 @@ pub fn assert_same_as_raw(dev: &dyn BlockDevice, raw: &Path, what: &str) {
     let mut got = vec![0u8; expect.len()];
     dev.read_exact_at(0, &mut got).expect("read");
     if got != expect {
-        let first = got.iter().zip(&expect).position(|(a, b)| a != b).unwrap_or(0);
+        let first = got
+            .iter()
+            .zip(&expect)
+            .position(|(a, b)| a != b)
+            .unwrap_or(0);
         panic!("{what}: content differs from qemu-img, first at byte {first:#x}");
     }
     let m = dev.map(0, dev.size()).expect("map");
@@ -135,7 +144,13 @@ pub fn assert_same_as_raw(dev: &dyn BlockDevice, raw: &Path, what: &str) {
         assert_eq!(e.offset, pos, "{what}: map not contiguous");
         if e.kind.reads_as_zero() {
             let r = &expect[e.offset as usize..e.end() as usize];
-            assert!(r.iter().all(|&b| b == 0), "{what}: map says {:?} at {:#x}+{:#x} but data is non-zero", e.kind, e.offset, e.len);
+            assert!(
+                r.iter().all(|&b| b == 0),
+                "{what}: map says {:?} at {:#x}+{:#x} but data is non-zero",
+                e.kind,
+                e.offset,
+                e.len
+            );
         }
         pos = e.end();
     }
@@ -145,7 +160,11 @@ pub fn assert_same_as_raw(dev: &dyn BlockDevice, raw: &Path, what: &str) {
         if off + len as u64 <= dev.size() {
             let mut b = vec![0u8; len];
             dev.read_exact_at(off, &mut b).expect("small read");
-            assert_eq!(&b[..], &expect[off as usize..off as usize + len], "{what}: read at {off}");
+            assert_eq!(
+                &b[..],
+                &expect[off as usize..off as usize + len],
+                "{what}: read at {off}"
+            );
         }
     }
 }

@@ -128,7 +128,12 @@ mod tests {
         assert!(e.to_string().contains("top.qcow2"), "{e}");
         let e = resolve(&img, "/etc/passwd", "backing file", &[]).expect_err("abs");
         assert!(e.to_string().contains("absolute"), "{e}");
-        let allowed = resolve(&img, "/etc/passwd", "backing file", &[PathBuf::from("/etc")]);
+        let allowed = resolve(
+            &img,
+            "/etc/passwd",
+            "backing file",
+            &[PathBuf::from("/etc")],
+        );
         assert!(allowed.is_ok());
         assert!(resolve(&img, "sub/../../x", "backing file", &[]).is_err());
     }

@@ -99,7 +99,10 @@ mod tests {
         let mut c = enc.finish().expect("finish");
         c.extend_from_slice(&[0xAB; 300]);
         let mut out = vec![0u8; 65536];
-        assert_eq!(decompress(Codec::RawDeflate, &c, &mut out).expect("ok"), 65536);
+        assert_eq!(
+            decompress(Codec::RawDeflate, &c, &mut out).expect("ok"),
+            65536
+        );
         assert_eq!(out, data);
         // Truncated input gives short output, not a panic.
         let mut out2 = vec![0u8; 65536];

@@ -153,17 +153,35 @@ mod tests {
 
     #[test]
     fn magics() {
-        assert_eq!(detect(b"QFI\xfb\0\0\0\x03", &[]), Detected::Supported(Format::Qcow2));
-        assert!(matches!(detect(b"QFI\xfb\0\0\0\x01", &[]), Detected::Unsupported(_)));
-        assert_eq!(detect(b"KDMV\x01\0\0\0", &[]), Detected::Supported(Format::Vmdk));
+        assert_eq!(
+            detect(b"QFI\xfb\0\0\0\x03", &[]),
+            Detected::Supported(Format::Qcow2)
+        );
+        assert!(matches!(
+            detect(b"QFI\xfb\0\0\0\x01", &[]),
+            Detected::Unsupported(_)
+        ));
+        assert_eq!(
+            detect(b"KDMV\x01\0\0\0", &[]),
+            Detected::Supported(Format::Vmdk)
+        );
         assert_eq!(
             detect(b"# Disk DescriptorFile\nversion=1\n", &[]),
             Detected::Supported(Format::Vmdk)
         );
-        assert_eq!(detect(&[0u8; 1024], &[0u8; 512]), Detected::Supported(Format::Raw));
+        assert_eq!(
+            detect(&[0u8; 1024], &[0u8; 512]),
+            Detected::Supported(Format::Raw)
+        );
         let mut tail = [0u8; 512];
         tail[..8].copy_from_slice(b"conectix");
-        assert!(matches!(detect(&[0u8; 1024], &tail), Detected::Unsupported(_)));
-        assert!(matches!(detect(b"vhdxfile", &[]), Detected::Unsupported("vhdx")));
+        assert!(matches!(
+            detect(&[0u8; 1024], &tail),
+            Detected::Unsupported(_)
+        ));
+        assert!(matches!(
+            detect(b"vhdxfile", &[]),
+            Detected::Unsupported("vhdx")
+        ));
     }
 }

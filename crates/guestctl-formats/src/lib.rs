@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use detect::{detect, Detected, Format, HEAD_LEN, TAIL_LEN};
-pub use guestctl_block::{BlockDevice, Error, ErrorKind, Result};
 use guestctl_block::RawFile;
+pub use guestctl_block::{BlockDevice, Error, ErrorKind, Result};
 use serde::Serialize;
 
 /// Longest backing chain followed (the top image counts as depth 0).
@@ -86,10 +86,16 @@ pub struct ImageInfo {
     #[serde(rename = "backing-filename", skip_serializing_if = "Option::is_none")]
     pub backing_filename: Option<String>,
     /// The backing file's resolved host path (when it was followed).
-    #[serde(rename = "full-backing-filename", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "full-backing-filename",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub full_backing_filename: Option<String>,
     /// The backing format stored in the image, if any.
-    #[serde(rename = "backing-filename-format", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "backing-filename-format",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub backing_format: Option<String>,
     /// Format-specific details (qcow2 features, vmdk extents), as `{type, data}`.
     #[serde(rename = "format-specific", skip_serializing_if = "Option::is_none")]

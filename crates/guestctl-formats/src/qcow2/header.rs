@@ -159,7 +159,10 @@ pub const FIXED_LEN: usize = 112;
 pub fn parse(buf: &[u8], file_size: u64) -> Result<Header> {
     let bad = |msg: String, off: u64| Err(Error::corrupt(msg).structure("qcow2 header").at(off));
     if buf.len() < 72 {
-        return bad(format!("file is too short for a qcow2 header ({} bytes)", buf.len()), 0);
+        return bad(
+            format!("file is too short for a qcow2 header ({} bytes)", buf.len()),
+            0,
+        );
     }
     if &buf[0..4] != MAGIC {
         return bad("bad magic".into(), 0);
@@ -211,7 +214,10 @@ pub fn parse(buf: &[u8], file_size: u64) -> Result<Header> {
             return bad(format!("header_length {} is invalid", h.header_length), 100);
         }
         if u64::from(h.header_length) > cluster_size {
-            return bad(format!("header_length {} exceeds the cluster size", h.header_length), 100);
+            return bad(
+                format!("header_length {} exceeds the cluster size", h.header_length),
+                100,
+            );
         }
         if h.refcount_order > 6 {
             return bad(format!("refcount_order {} > 6", h.refcount_order), 96);
@@ -224,9 +230,11 @@ pub fn parse(buf: &[u8], file_size: u64) -> Result<Header> {
                 0 => Compression::Zlib,
                 1 => Compression::Zstd,
                 other => {
-                    return Err(Error::unsupported(format!("qcow2 compression type {other}"))
-                        .structure("qcow2 header")
-                        .at(104))
+                    return Err(
+                        Error::unsupported(format!("qcow2 compression type {other}"))
+                            .structure("qcow2 header")
+                            .at(104),
+                    )
                 }
             };
         }
@@ -256,22 +264,37 @@ pub fn parse(buf: &[u8], file_size: u64) -> Result<Header> {
     let needed_l1 = h.size.div_ceil(h.bytes_per_l1_entry());
     if u64::from(h.l1_size) < needed_l1 {
         return bad(
-            format!("L1 table of {} entries is too small for {} bytes", h.l1_size, h.size),
+            format!(
+                "L1 table of {} entries is too small for {} bytes",
+                h.l1_size, h.size
+            ),
             36,
         );
     }
     if u64::from(h.l1_size) * 8 > MAX_L1_BYTES {
-        return bad(format!("L1 table of {} entries is too large", h.l1_size), 36);
+        return bad(
+            format!("L1 table of {} entries is too large", h.l1_size),
+            36,
+        );
     }
     if h.l1_size > 0 {
         if h.l1_table_offset % cluster_size != 0 {
-            return bad(format!("L1 table offset {:#x} is not cluster aligned", h.l1_table_offset), 40);
+            return bad(
+                format!(
+                    "L1 table offset {:#x} is not cluster aligned",
+                    h.l1_table_offset
+                ),
+                40,
+            );
         }
         match h.l1_table_offset.checked_add(u64::from(h.l1_size) * 8) {
             Some(end) if end <= file_size => {}
             _ => {
                 return bad(
-                    format!("L1 table at {:#x} runs past the end of the file ({file_size} bytes)", h.l1_table_offset),
+                    format!(
+                        "L1 table at {:#x} runs past the end of the file ({file_size} bytes)",
+                        h.l1_table_offset
+                    ),
                     40,
                 )
             }
@@ -282,34 +305,47 @@ pub fn parse(buf: &[u8], file_size: u64) -> Result<Header> {
     let bf_size = be32(buf, 16);
     if bf_off != 0 {
         if bf_size > MAX_BACKING_NAME {
-            return bad(format!("backing file name of {bf_size} bytes is too long"), 16);
+            return bad(
+                format!("backing file name of {bf_size} bytes is too long"),
+                16,
+            );
         }
-        let end = bf_off.checked_add(u64::from(bf_size)).filter(|&e| e <= cluster_size);
+        let end = bf_off
+            .checked_add(u64::from(bf_size))
+            .filter(|&e| e <= cluster_size);
         let Some(end) = end else {
-            return bad("backing file name is not inside the first cluster".into(), 8);
+            return bad(
+                "backing file name is not inside the first cluster".into(),
+                8,
+            );
         };
         if end as usize > buf.len() {
             return bad("backing file name runs past the end of the file".into(), 8);
         }
         let name = &buf[bf_off as usize..end as usize];
-        h.backing_file = Some(
-            String::from_utf8(name.to_vec())
-                .map_err(|_| Error::corrupt("backing file name is not UTF-8").structure("qcow2 header").at(bf_off))?,
-        );
+        h.backing_file = Some(String::from_utf8(name.to_vec()).map_err(|_| {
+            Error::corrupt("backing file name is not UTF-8")
+                .structure("qcow2 header")
+                .at(bf_off)
+        })?);
     }
     parse_extensions(buf, &mut h, bf_off, cluster_size)?;
     if h.incompatible_features & incompat::DATA_FILE != 0 && h.data_file.is_none() {
-        return Err(Error::unsupported(
-            "image uses an external data file but does not name it",
-        )
-        .structure("qcow2 header")
-        .at(72));
+        return Err(
+            Error::unsupported("image uses an external data file but does not name it")
+                .structure("qcow2 header")
+                .at(72),
+        );
     }
     Ok(h)
 }
 
 fn parse_extensions(buf: &[u8], h: &mut Header, bf_off: u64, cluster_size: u64) -> Result<()> {
-    let start = if h.version == 2 { 72 } else { h.header_length as u64 };
+    let start = if h.version == 2 {
+        72
+    } else {
+        h.header_length as u64
+    };
     // Extensions end at the backing name (if any) or at the end of the first cluster.
     let limit = if bf_off != 0 { bf_off } else { cluster_size }.min(buf.len() as u64);
     let mut off = start;
@@ -351,9 +387,11 @@ fn parse_extensions(buf: &[u8], h: &mut Header, bf_off: u64, cluster_size: u64) 
         }
         off = data_end.div_ceil(8) * 8;
     }
-    Err(Error::corrupt(format!("more than {MAX_EXTENSIONS} header extensions"))
-        .structure("qcow2 header extension")
-        .at(start))
+    Err(
+        Error::corrupt(format!("more than {MAX_EXTENSIONS} header extensions"))
+            .structure("qcow2 header extension")
+            .at(start),
+    )
 }
 
 #[cfg(test)]

@@ -187,7 +187,11 @@ impl Qcow2 {
         // L1 table (bounded by the header parser).
         let mut raw = vec![0u8; h.l1_size as usize * 8];
         file.read_exact_at(h.l1_table_offset, &mut raw)
-            .map_err(|e| e.path(path).structure("qcow2 L1 table").at(h.l1_table_offset))?;
+            .map_err(|e| {
+                e.path(path)
+                    .structure("qcow2 L1 table")
+                    .at(h.l1_table_offset)
+            })?;
         let l1: Box<[u64]> = raw
             .chunks_exact(8)
             .map(|c| u64::from_be_bytes(c.try_into().unwrap_or([0; 8])))
@@ -308,7 +312,11 @@ impl Qcow2 {
             if e & L2E_ZERO != 0 {
                 return Ok(Kind::Zero);
             }
-            return Ok(if has_host { Kind::Data(host) } else { Kind::Unalloc });
+            return Ok(if has_host {
+                Kind::Data(host)
+            } else {
+                Kind::Unalloc
+            });
         }
         let bitmap = t[idx * 2 + 1];
         let alloc = bitmap >> sub & 1 != 0;
@@ -324,9 +332,9 @@ impl Qcow2 {
                 format!("sub-cluster {sub} is allocated in an unallocated cluster"),
                 entry_off,
             )),
-            (true, false) => {
-                Ok(Kind::Data(host + (u64::from(sub) << (self.header.cluster_bits - 5))))
-            }
+            (true, false) => Ok(Kind::Data(
+                host + (u64::from(sub) << (self.header.cluster_bits - 5)),
+            )),
             (false, true) => Ok(Kind::Zero),
             (false, false) => Ok(Kind::Unalloc),
         }
@@ -407,8 +415,11 @@ impl Qcow2 {
             Compression::Zlib => Codec::RawDeflate,
             Compression::Zstd => Codec::Zstd,
         };
-        let got = decompress(codec, &input, out)
-            .map_err(|e| e.path(&self.path).structure("qcow2 compressed cluster").at(host))?;
+        let got = decompress(codec, &input, out).map_err(|e| {
+            e.path(&self.path)
+                .structure("qcow2 compressed cluster")
+                .at(host)
+        })?;
         if got != out.len() {
             return Err(self.corrupt(
                 "qcow2 compressed cluster",
@@ -451,7 +462,10 @@ impl Qcow2 {
 }
 
 fn poisoned() -> Error {
-    Error::new(guestctl_block::ErrorKind::Io, "a reader thread panicked (lock poisoned)")
+    Error::new(
+        guestctl_block::ErrorKind::Io,
+        "a reader thread panicked (lock poisoned)",
+    )
 }
 
 /// Reads from `dev` into `buf`, zero-filling what lies past its end.
