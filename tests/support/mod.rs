@@ -113,10 +113,13 @@ pub fn qemu_raw(src: &Path, dir: &Path) -> PathBuf {
         "{}.qemu.raw",
         src.file_name().expect("name").to_string_lossy()
     ));
+    // Run in the image's directory: qemu resolves external data-file names against the
+    // working directory (backing names against the image's directory).
     let st = Command::new("qemu-img")
         .args(["convert", "-O", "raw"])
         .arg(src)
         .arg(&out)
+        .current_dir(src.parent().expect("parent"))
         .status()
         .expect("qemu-img must be installed (scripts/test.sh installs qemu-utils)");
     assert!(st.success(), "qemu-img convert failed on {}", src.display());
