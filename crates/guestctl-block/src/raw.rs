@@ -126,7 +126,7 @@ mod tests {
         let dev = RawFile::open(f.path()).expect("open");
         assert_eq!(dev.size(), 4 << 20);
         let m = dev.map(0, u64::MAX).expect("map");
-        assert_eq!(m.bytes_of(ExtentKind::Data) >= 4096, true);
+        assert!(m.bytes_of(ExtentKind::Data) >= 4096);
         assert!(m.bytes_of(ExtentKind::Zero) > 0);
         let mut b = [0u8; 8];
         dev.read_exact_at((1 << 20) + 8, &mut b).expect("read");
