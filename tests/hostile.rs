@@ -435,3 +435,27 @@ fn raw_device_reads_are_bounded() {
     assert_eq!(d.read_at(5000, &mut b).expect("r"), 0);
     assert!(d.read_exact_at(995, &mut b).is_err());
 }
+
+/// Every file of ../shared/corpus, as stored (compressed files included), goes through
+/// open_image and a bounded full read: whatever it is, no panic and no hang.
+#[test]
+fn every_corpus_file_survives_open_and_read() {
+    let root = support::corpus();
+    let mut stack = vec![root.clone()];
+    let (mut files, mut opened) = (0, 0);
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).expect("read_dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.is_file() {
+                files += 1;
+                if survive(&p).is_none() {
+                    opened += 1;
+                }
+            }
+        }
+    }
+    eprintln!("{files} corpus files, {opened} opened and read fully (the rest refused cleanly)");
+    assert!(files > 100, "corpus looks incomplete: {files} files");
+}
