@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod backing;
+mod cache;
 mod decompress;
 mod detect;
 pub mod qcow2;

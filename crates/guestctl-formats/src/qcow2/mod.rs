@@ -9,13 +9,13 @@
 
 pub mod header;
 
-use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use guestctl_block::{clip, BlockDevice, Error, ExtentKind, Mapping, RawFile, Result};
 use serde_json::json;
 
+use crate::cache::{read_or_zero, ChunkCache, TableCache};
 use crate::decompress::{decompress, Codec};
 use crate::{Ctx, Format, FormatSpecific, Image, ImageInfo};
 pub use header::{Compression, Header};
@@ -53,41 +53,9 @@ pub struct Qcow2 {
     data_file: Option<RawFile>,
     header: Header,
     l1: Box<[u64]>,
-    l2_cache: Mutex<TableCache>,
-    zcache: Mutex<VecDeque<(u64, Arc<[u8]>)>>,
+    l2_cache: TableCache<u64>,
+    zcache: ChunkCache,
     backing: Option<Arc<dyn BlockDevice>>,
-}
-
-#[derive(Debug)]
-struct TableCache {
-    tables: HashMap<u64, (Arc<[u64]>, u64)>,
-    tick: u64,
-    cap: usize,
-}
-
-impl TableCache {
-    fn get(&mut self, off: u64) -> Option<Arc<[u64]>> {
-        self.tick += 1;
-        let tick = self.tick;
-        self.tables.get_mut(&off).map(|(t, used)| {
-            *used = tick;
-            t.clone()
-        })
-    }
-    fn insert(&mut self, off: u64, table: Arc<[u64]>) {
-        if self.tables.len() >= self.cap {
-            if let Some(old) = self
-                .tables
-                .iter()
-                .min_by_key(|(_, (_, used))| *used)
-                .map(|(k, _)| *k)
-            {
-                self.tables.remove(&old);
-            }
-        }
-        self.tick += 1;
-        self.tables.insert(off, (table, self.tick));
-    }
 }
 
 pub(crate) fn open(
@@ -229,12 +197,8 @@ impl Qcow2 {
                 data_file,
                 header: h,
                 l1,
-                l2_cache: Mutex::new(TableCache {
-                    tables: HashMap::new(),
-                    tick: 0,
-                    cap,
-                }),
-                zcache: Mutex::new(VecDeque::new()),
+                l2_cache: TableCache::new(cap),
+                zcache: ChunkCache::new(COMPRESSED_CACHE),
                 backing,
             },
             backing_info,
@@ -251,35 +215,29 @@ impl Qcow2 {
     }
 
     fn l2_table(&self, l2_off: u64) -> Result<Arc<[u64]>> {
-        if let Some(t) = self.l2_cache.lock().map_err(|_| poisoned())?.get(l2_off) {
-            return Ok(t);
-        }
-        let cs = self.header.cluster_size();
-        if l2_off % cs != 0 {
-            return Err(self.corrupt(
-                "qcow2 L1 table",
-                format!("L2 table offset {l2_off:#x} is not cluster aligned"),
-                self.header.l1_table_offset,
-            ));
-        }
-        if l2_off.checked_add(cs).is_none_or(|e| e > self.file.size()) {
-            return Err(self.corrupt(
-                "qcow2 L2 table",
-                "L2 table lies past the end of the file".into(),
-                l2_off,
-            ));
-        }
-        let mut raw = vec![0u8; cs as usize];
-        self.file.read_exact_at(l2_off, &mut raw)?;
-        let table: Arc<[u64]> = raw
-            .chunks_exact(8)
-            .map(|c| u64::from_be_bytes(c.try_into().unwrap_or([0; 8])))
-            .collect();
-        self.l2_cache
-            .lock()
-            .map_err(|_| poisoned())?
-            .insert(l2_off, table.clone());
-        Ok(table)
+        self.l2_cache.get_or_load(l2_off, || {
+            let cs = self.header.cluster_size();
+            if l2_off % cs != 0 {
+                return Err(self.corrupt(
+                    "qcow2 L1 table",
+                    format!("L2 table offset {l2_off:#x} is not cluster aligned"),
+                    self.header.l1_table_offset,
+                ));
+            }
+            if l2_off.checked_add(cs).is_none_or(|e| e > self.file.size()) {
+                return Err(self.corrupt(
+                    "qcow2 L2 table",
+                    "L2 table lies past the end of the file".into(),
+                    l2_off,
+                ));
+            }
+            let mut raw = vec![0u8; cs as usize];
+            self.file.read_exact_at(l2_off, &mut raw)?;
+            Ok(raw
+                .chunks_exact(8)
+                .map(|c| u64::from_be_bytes(c.try_into().unwrap_or([0; 8])))
+                .collect())
+        })
     }
 
     /// Classifies the allocation unit `unit` (cluster, or sub-cluster with extended L2) of
@@ -435,51 +393,14 @@ impl Qcow2 {
         if skip == 0 && buf.len() == cs {
             return self.read_compressed(desc, buf);
         }
-        let cached = self
-            .zcache
-            .lock()
-            .map_err(|_| poisoned())?
-            .iter()
-            .find(|(d, _)| *d == desc)
-            .map(|(_, c)| c.clone());
-        let cluster = match cached {
-            Some(c) => c,
-            None => {
-                let mut v = vec![0u8; cs];
-                self.read_compressed(desc, &mut v)?;
-                let c: Arc<[u8]> = v.into();
-                let mut z = self.zcache.lock().map_err(|_| poisoned())?;
-                if z.len() >= COMPRESSED_CACHE {
-                    z.pop_front();
-                }
-                z.push_back((desc, c.clone()));
-                c
-            }
-        };
+        let cluster = self.zcache.get_or_load(desc, || {
+            let mut v = vec![0u8; cs];
+            self.read_compressed(desc, &mut v)?;
+            Ok(v)
+        })?;
         buf.copy_from_slice(&cluster[skip..skip + buf.len()]);
         Ok(())
     }
-}
-
-fn poisoned() -> Error {
-    Error::new(
-        guestctl_block::ErrorKind::Io,
-        "a reader thread panicked (lock poisoned)",
-    )
-}
-
-/// Reads from `dev` into `buf`, zero-filling what lies past its end.
-fn read_or_zero(dev: &dyn BlockDevice, offset: u64, buf: &mut [u8]) -> Result<()> {
-    let mut done = 0;
-    while done < buf.len() {
-        let n = dev.read_at(offset + done as u64, &mut buf[done..])?;
-        if n == 0 {
-            break;
-        }
-        done += n;
-    }
-    buf[done..].fill(0);
-    Ok(())
 }
 
 impl BlockDevice for Qcow2 {
