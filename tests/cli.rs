@@ -21,7 +21,11 @@ fn qemu_img(args: &[&str], dir: &Path) -> Output {
         .current_dir(dir)
         .output()
         .expect("qemu-img must be installed");
-    assert!(o.status.success(), "qemu-img {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "qemu-img {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     o
 }
 
@@ -43,26 +47,74 @@ fn json(o: &Output) -> serde_json::Value {
 fn info_json_agrees_with_qemu_img() {
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
-    qemu_img(&["create", "-q", "-f", "qcow2", "-o", "cluster_size=4096", "base.qcow2", "10M"], d);
     qemu_img(
-        &["create", "-q", "-f", "qcow2", "-o", "compression_type=zstd,extended_l2=on,lazy_refcounts=on", "-b", "base.qcow2", "-F", "qcow2", "top.qcow2", "20M"],
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-o",
+            "cluster_size=4096",
+            "base.qcow2",
+            "10M",
+        ],
+        d,
+    );
+    qemu_img(
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-o",
+            "compression_type=zstd,extended_l2=on,lazy_refcounts=on",
+            "-b",
+            "base.qcow2",
+            "-F",
+            "qcow2",
+            "top.qcow2",
+            "20M",
+        ],
         d,
     );
     let ours = json(&guestctl(&["info", "--json", "top.qcow2"], d));
-    let theirs = json(&qemu_img(&["info", "--output=json", "--backing-chain", "top.qcow2"], d));
+    let theirs = json(&qemu_img(
+        &["info", "--output=json", "--backing-chain", "top.qcow2"],
+        d,
+    ));
     let theirs = &theirs[0];
-    for key in ["virtual-size", "cluster-size", "format", "dirty-flag", "backing-filename", "backing-filename-format"] {
+    for key in [
+        "virtual-size",
+        "cluster-size",
+        "format",
+        "dirty-flag",
+        "backing-filename",
+        "backing-filename-format",
+    ] {
         assert_eq!(ours[key], theirs[key], "key {key}");
     }
-    for key in ["compat", "compression-type", "lazy-refcounts", "refcount-bits", "corrupt", "extended-l2"] {
-        assert_eq!(ours["format-specific"]["data"][key], theirs["format-specific"]["data"][key], "format-specific {key}");
+    for key in [
+        "compat",
+        "compression-type",
+        "lazy-refcounts",
+        "refcount-bits",
+        "corrupt",
+        "extended-l2",
+    ] {
+        assert_eq!(
+            ours["format-specific"]["data"][key], theirs["format-specific"]["data"][key],
+            "format-specific {key}"
+        );
     }
     assert_eq!(ours["backing-image"]["cluster-size"], 4096);
     assert_eq!(ours["backing-image"]["virtual-size"], 10 << 20);
     // Human output names the chain.
     let text = guestctl(&["info", "top.qcow2"], d);
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains("backing file: base.qcow2") && text.contains("file format: qcow2"), "{text}");
+    assert!(
+        text.contains("backing file: base.qcow2") && text.contains("file format: qcow2"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -70,9 +122,35 @@ fn convert_raw_matches_qemu_img_and_is_sparse() {
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
     qemu_img(&["create", "-q", "-f", "qcow2", "base.qcow2", "64M"], d);
-    qemu_io("base.qcow2", &["write -P 0x11 0 3M", "write -P 0x22 40M 1M"], d);
-    qemu_img(&["create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", "top.qcow2", "80M"], d);
-    qemu_io("top.qcow2", &["write -P 0x33 1M 64k", "write -z 40M 512k", "write -P 0x44 70M 4k"], d);
+    qemu_io(
+        "base.qcow2",
+        &["write -P 0x11 0 3M", "write -P 0x22 40M 1M"],
+        d,
+    );
+    qemu_img(
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-b",
+            "base.qcow2",
+            "-F",
+            "qcow2",
+            "top.qcow2",
+            "80M",
+        ],
+        d,
+    );
+    qemu_io(
+        "top.qcow2",
+        &[
+            "write -P 0x33 1M 64k",
+            "write -z 40M 512k",
+            "write -P 0x44 70M 4k",
+        ],
+        d,
+    );
     let o = guestctl(&["convert", "top.qcow2", "out.raw", "-O", "raw"], d);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let q = qemu_raw(&d.join("top.qcow2"), d);
@@ -80,12 +158,29 @@ fn convert_raw_matches_qemu_img_and_is_sparse() {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(d.join("out.raw")).expect("meta");
     assert_eq!(m.len(), 80 << 20);
-    assert!(m.blocks() * 512 < 8 << 20, "output not sparse: {} bytes allocated", m.blocks() * 512);
+    assert!(
+        m.blocks() * 512 < 8 << 20,
+        "output not sparse: {} bytes allocated",
+        m.blocks() * 512
+    );
     // Existing destination refused, --force overwrites, no temp files left.
     let o = guestctl(&["convert", "top.qcow2", "out.raw", "-O", "raw"], d);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
-    let o = guestctl(&["convert", "--force", "-j", "1", "top.qcow2", "out.raw", "-O", "raw", "--sync"], d);
+    let o = guestctl(
+        &[
+            "convert",
+            "--force",
+            "-j",
+            "1",
+            "top.qcow2",
+            "out.raw",
+            "-O",
+            "raw",
+            "--sync",
+        ],
+        d,
+    );
     assert!(o.status.success());
     assert_eq!(sha256_file(&d.join("out.raw")), sha256_file(&q));
     let leftovers: Vec<_> = std::fs::read_dir(d)
@@ -101,12 +196,28 @@ fn convert_refuses_its_own_source_chain() {
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
     qemu_img(&["create", "-q", "-f", "qcow2", "base.qcow2", "1M"], d);
-    qemu_img(&["create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", "top.qcow2"], d);
+    qemu_img(
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-b",
+            "base.qcow2",
+            "-F",
+            "qcow2",
+            "top.qcow2",
+        ],
+        d,
+    );
     let before = std::fs::read(d.join("base.qcow2")).expect("read");
     for dst in ["top.qcow2", "base.qcow2", "./base.qcow2"] {
         let o = guestctl(&["convert", "--force", "top.qcow2", dst, "-O", "raw"], d);
         assert_eq!(o.status.code(), Some(1), "{dst}");
-        assert!(String::from_utf8_lossy(&o.stderr).contains("source"), "{dst}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("source"),
+            "{dst}"
+        );
     }
     assert_eq!(std::fs::read(d.join("base.qcow2")).expect("read"), before);
 }
@@ -120,7 +231,8 @@ fn failed_convert_leaves_nothing_behind() {
     // Corrupt the L2 entry of the cluster at 8 MiB: the failure comes mid-way.
     let mut b = std::fs::read(d.join("a.qcow2")).expect("read");
     let l1 = u64::from_be_bytes(b[40..48].try_into().expect("8")) as usize;
-    let l2 = (u64::from_be_bytes(b[l1..l1 + 8].try_into().expect("8")) & 0x00ff_ffff_ffff_fe00) as usize;
+    let l2 =
+        (u64::from_be_bytes(b[l1..l1 + 8].try_into().expect("8")) & 0x00ff_ffff_ffff_fe00) as usize;
     let e = l2 + 8 * 128; // 8 MiB / 64 KiB
     b[e..e + 8].copy_from_slice(&0x8000_0000_0000_1200u64.to_be_bytes());
     std::fs::write(d.join("a.qcow2"), b).expect("write");
@@ -144,7 +256,16 @@ fn killed_convert_leaves_no_destination() {
     qemu_img(&["create", "-q", "-f", "qcow2", "big.qcow2", "256M"], d);
     qemu_io("big.qcow2", &["write -P 7 0 256M"], d);
     let mut child = Command::new(env!("CARGO_BIN_EXE_guestctl"))
-        .args(["convert", "-j", "1", "--sync", "big.qcow2", "out.raw", "-O", "raw"])
+        .args([
+            "convert",
+            "-j",
+            "1",
+            "--sync",
+            "big.qcow2",
+            "out.raw",
+            "-O",
+            "raw",
+        ])
         .current_dir(d)
         .spawn()
         .expect("spawn");
@@ -161,11 +282,17 @@ fn exit_codes_and_error_lines() {
     let o = guestctl(&["info", "missing.qcow2"], d);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.starts_with("guestctl: error: missing.qcow2: cannot open"), "{err}");
+    assert!(
+        err.starts_with("guestctl: error: missing.qcow2: cannot open"),
+        "{err}"
+    );
     assert!(err.contains("caused by:"), "{err}");
     assert_eq!(guestctl(&["info"], d).status.code(), Some(2));
     assert_eq!(guestctl(&["frobnicate"], d).status.code(), Some(2));
-    assert_eq!(guestctl(&["info", "--format", "vhd", "x"], d).status.code(), Some(2));
+    assert_eq!(
+        guestctl(&["info", "--format", "vhd", "x"], d).status.code(),
+        Some(2)
+    );
     std::fs::write(d.join("v.vhd"), {
         let mut v = vec![0u8; 4096];
         v[..8].copy_from_slice(b"conectix");
