@@ -6,16 +6,17 @@ use std::path::Path;
 use std::sync::Arc;
 
 use guestctl_block::{BlockDevice, MemoryDevice};
-use guestctl_formats::{open_qcow2_device, OpenOptions};
+use guestctl_formats::{open_image_device, OpenOptions};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let dev = Arc::new(MemoryDevice::new(data.to_vec()));
     let opts = OpenOptions {
         follow_backing: false,
+        format: Some(guestctl_formats::Format::Qcow2),
         ..OpenOptions::default()
     };
-    let Ok(img) = open_qcow2_device(dev, Path::new("/nonexistent/fuzz.qcow2"), &opts) else {
+    let Ok(img) = open_image_device(dev, Path::new("/nonexistent/fuzz.qcow2"), &opts) else {
         return;
     };
     exercise(img.device().as_ref());

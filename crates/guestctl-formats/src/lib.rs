@@ -176,10 +176,10 @@ pub fn open_image(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Image> {
     ctx.open(path.as_ref(), opts.format)
 }
 
-/// Opens a qcow2 image whose container bytes come from `dev` instead of a file (for fuzzing
-/// and for images nested in other images). `name` is used in messages and to resolve backing
-/// names, under the same policy as [`open_image`].
-pub fn open_qcow2_device(
+/// Opens an image whose container bytes come from `dev` instead of a file (for fuzzing and
+/// for images nested in other images). `name` is used in messages and to resolve backing and
+/// extent names, under the same policy as [`open_image`].
+pub fn open_image_device(
     dev: Arc<dyn BlockDevice>,
     name: &Path,
     opts: &OpenOptions,
@@ -188,7 +188,7 @@ pub fn open_qcow2_device(
         opts,
         chain: Vec::new(),
     };
-    qcow2::open(dev, name, 0, &ctx)
+    ctx.open_device(dev, name, opts.format, 0)
 }
 
 /// Detects the format of a file without opening it as an image.
@@ -197,7 +197,7 @@ pub fn detect_file(path: impl AsRef<Path>) -> Result<Detected> {
     detect_device(&file)
 }
 
-fn detect_device(file: &RawFile) -> Result<Detected> {
+fn detect_device(file: &dyn BlockDevice) -> Result<Detected> {
     let size = file.size();
     let mut head = vec![0u8; (HEAD_LEN as u64).min(size) as usize];
     file.read_exact_at(0, &mut head)?;
@@ -217,9 +217,20 @@ pub(crate) struct Ctx<'a> {
 impl Ctx<'_> {
     fn open(&self, path: &Path, format: Option<Format>) -> Result<Image> {
         let file = RawFile::open(path)?;
+        let allocated = file.allocated_bytes();
+        self.open_device(Arc::new(file), path, format, allocated)
+    }
+
+    fn open_device(
+        &self,
+        file: Arc<dyn BlockDevice>,
+        path: &Path,
+        format: Option<Format>,
+        allocated: u64,
+    ) -> Result<Image> {
         let format = match format {
             Some(f) => f,
-            None => match detect_device(&file)? {
+            None => match detect_device(file.as_ref())? {
                 Detected::Supported(f) => f,
                 Detected::Unsupported(name) => {
                     return Err(Error::unsupported(format!(
@@ -231,17 +242,11 @@ impl Ctx<'_> {
         };
         match format {
             Format::Raw => {
-                let info = ImageInfo::new(path, Format::Raw, file.size(), file.allocated_bytes());
-                Ok(Image {
-                    device: Arc::new(file),
-                    info,
-                })
+                let info = ImageInfo::new(path, Format::Raw, file.size(), allocated);
+                Ok(Image { device: file, info })
             }
-            Format::Qcow2 => {
-                let allocated = file.allocated_bytes();
-                qcow2::open(Arc::new(file), path, allocated, self)
-            }
-            Format::Vmdk => vmdk::open(file, path, self),
+            Format::Qcow2 => qcow2::open(file, path, allocated, self),
+            Format::Vmdk => vmdk::open(file, path, allocated, self),
         }
     }
 

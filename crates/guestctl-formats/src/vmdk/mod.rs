@@ -338,11 +338,15 @@ impl SparseExtent {
     }
 }
 
-pub(crate) fn open(file: RawFile, path: &Path, ctx: &Ctx<'_>) -> Result<Image> {
+pub(crate) fn open(
+    file: Arc<dyn BlockDevice>,
+    path: &Path,
+    allocated: u64,
+    ctx: &Ctx<'_>,
+) -> Result<Image> {
     let mut magic = [0u8; 4];
     file.read_exact_at(0, &mut magic)?;
-    let mut actual = file.allocated_bytes();
-    let file: Arc<dyn BlockDevice> = Arc::new(file);
+    let mut actual = allocated;
     let mut extent_info = Vec::new();
     let (desc, extents) = if &magic == sparse::MAGIC {
         // A lone sparse file (monolithicSparse, streamOptimized): its embedded descriptor
