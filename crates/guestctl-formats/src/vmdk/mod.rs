@@ -547,7 +547,9 @@ impl BlockDevice for Vmdk {
             let out = &mut buf[done as usize..(done + n) as usize];
             match &e.backend {
                 Backend::Zero => out.fill(0),
-                Backend::Flat { file, offset } => read_or_zero(file.as_ref(), offset + inner, out)?,
+                Backend::Flat { file, offset } => {
+                    read_or_zero(file.as_ref(), offset.saturating_add(inner), out)?
+                }
                 Backend::Sparse(s) => {
                     let parent = self.parent.as_deref().map(|p| (p, e.start));
                     s.read(inner, out, parent)?

@@ -159,7 +159,7 @@ pub fn parse(b: &[u8]) -> Result<SparseHeader> {
         .structure("vmdk sparse header")
         .at(77));
     }
-    if h.descriptor_size * 512 > super::descriptor::MAX_DESCRIPTOR_BYTES {
+    if h.descriptor_size.saturating_mul(512) > super::descriptor::MAX_DESCRIPTOR_BYTES {
         return bad(
             format!(
                 "embedded descriptor of {} sectors is too large",
