@@ -42,16 +42,41 @@ fn bench_reads(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tmp");
     std::fs::write(dir.path().join("content.raw"), content()).expect("write");
     let images = [
-        ("qcow2-plain", vec!["convert", "-O", "qcow2", "content.raw", "plain.qcow2"], "plain.qcow2"),
-        ("qcow2-zlib", vec!["convert", "-c", "-O", "qcow2", "content.raw", "zlib.qcow2"], "zlib.qcow2"),
+        (
+            "qcow2-plain",
+            vec!["convert", "-O", "qcow2", "content.raw", "plain.qcow2"],
+            "plain.qcow2",
+        ),
+        (
+            "qcow2-zlib",
+            vec!["convert", "-c", "-O", "qcow2", "content.raw", "zlib.qcow2"],
+            "zlib.qcow2",
+        ),
         (
             "qcow2-zstd",
-            vec!["convert", "-c", "-O", "qcow2", "-o", "compression_type=zstd", "content.raw", "zstd.qcow2"],
+            vec![
+                "convert",
+                "-c",
+                "-O",
+                "qcow2",
+                "-o",
+                "compression_type=zstd",
+                "content.raw",
+                "zstd.qcow2",
+            ],
             "zstd.qcow2",
         ),
         (
             "vmdk-stream",
-            vec!["convert", "-O", "vmdk", "-o", "subformat=streamOptimized", "content.raw", "s.vmdk"],
+            vec![
+                "convert",
+                "-O",
+                "vmdk",
+                "-o",
+                "subformat=streamOptimized",
+                "content.raw",
+                "s.vmdk",
+            ],
             "s.vmdk",
         ),
     ];

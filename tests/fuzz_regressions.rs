@@ -31,7 +31,9 @@ fn replay(format: Format, data: &[u8]) {
 }
 
 fn run_dir(target: &str, format: Format) -> usize {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz_regressions")
+        .join(target);
     let mut n = 0;
     for e in std::fs::read_dir(&dir).expect("regression dir") {
         let p = e.expect("entry").path();
