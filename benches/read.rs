@@ -1,6 +1,7 @@
 //! Criterion bench: single-threaded sequential read throughput of qcow2 (plain, zlib, zstd)
 //! and vmdk (streamOptimized) images made by qemu-img from the same 64 MiB content.
 //! The side-by-side comparison with qemu-img itself is `scripts/bench-read.sh`.
+#![allow(missing_docs)] // criterion's macros generate undocumented functions
 
 use std::path::Path;
 use std::process::Command;

@@ -507,7 +507,7 @@ fn embedded_descriptor(sp: &SparseExtent, path: &Path) -> Result<Descriptor> {
     if h.descriptor_offset == 0 || h.descriptor_size == 0 {
         return Ok(Descriptor::default());
     }
-    let at = h.descriptor_offset.checked_mul(512).unwrap_or(u64::MAX);
+    let at = h.descriptor_offset.saturating_mul(512);
     let len = h.descriptor_size * 512;
     if at.checked_add(len).is_none_or(|e| e > sp.file.size()) {
         return Err(
