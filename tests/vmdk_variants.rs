@@ -448,3 +448,32 @@ fn hostile_sparse_headers() {
         .expect_err("bad GD entry");
     assert!(e.to_string().contains("grain directory"), "{e}");
 }
+
+#[test]
+fn grain_directory_memory_is_budgeted_per_image() {
+    // One sparse file with the largest grain directory allowed (16M entries, 64 MiB, all
+    // holes), named by a descriptor again and again: loading stops at the image's budget.
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let mut h = vec![0u8; 512];
+    h[0..4].copy_from_slice(b"KDMV");
+    h[4..8].copy_from_slice(&1u32.to_le_bytes());
+    h[12..20].copy_from_slice(&(1u64 << 24).to_le_bytes()); // capacity (sectors)
+    h[20..28].copy_from_slice(&1u64.to_le_bytes()); // grain: 1 sector
+    h[44..48].copy_from_slice(&1u32.to_le_bytes()); // 1 GTE per GT
+    h[56..64].copy_from_slice(&1u64.to_le_bytes()); // GD at sector 1
+    let f = std::fs::File::create(d.join("x.vmdk")).expect("create");
+    std::io::Write::write_all(&mut &f, &h).expect("write");
+    f.set_len(512 + (64 << 20)).expect("len");
+    let lines = "RW 16777216 SPARSE \"x.vmdk\"\n".repeat(64);
+    let desc = format!("# Disk DescriptorFile\nversion=1\ncreateType=\"twoGbMaxExtentSparse\"\n\n# Extent description\n{lines}");
+    std::fs::write(d.join("many.vmdk"), desc).expect("write");
+    let e = open_image(d.join("many.vmdk"), &OpenOptions::default()).expect_err("budget");
+    assert_eq!(e.kind(), ErrorKind::Refused, "{e}");
+    assert!(e.to_string().contains("grain directories"), "{e}");
+    // One of them alone is fine.
+    let one = "# Disk DescriptorFile\nversion=1\ncreateType=\"twoGbMaxExtentSparse\"\n\n# Extent description\nRW 16777216 SPARSE \"x.vmdk\"\n";
+    std::fs::write(d.join("one.vmdk"), one).expect("write");
+    let img = open_image(d.join("one.vmdk"), &OpenOptions::default()).expect("one");
+    assert_eq!(img.device().size(), 8 << 30);
+}

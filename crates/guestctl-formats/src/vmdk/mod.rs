@@ -23,8 +23,11 @@ use crate::{Ctx, Format, FormatSpecific, Image, ImageInfo};
 use descriptor::{Access, Descriptor, ExtentType};
 use sparse::SparseHeader;
 
-/// Bytes of grain tables cached per sparse extent.
-const GT_CACHE_BYTES: usize = 16 << 20;
+/// Bytes of grain tables cached per image (shared out among its sparse extents).
+const GT_CACHE_BYTES: usize = 32 << 20;
+/// Bytes of grain directories one image may load in all: a descriptor naming the same large
+/// sparse file thousands of times must not multiply memory.
+const GD_BUDGET_BYTES: u64 = 256 << 20;
 /// Decompressed grains kept for partial reads.
 const GRAIN_CACHE: usize = 8;
 
@@ -76,7 +79,14 @@ pub struct Vmdk {
 }
 
 impl SparseExtent {
-    fn open(file: Arc<dyn BlockDevice>, path: &Path) -> Result<Self> {
+    /// Opens a sparse extent; its grain directory is charged to `budget` (bytes left), and
+    /// it may cache `gt_cache_bytes` of grain tables.
+    fn open(
+        file: Arc<dyn BlockDevice>,
+        path: &Path,
+        budget: &mut u64,
+        gt_cache_bytes: usize,
+    ) -> Result<Self> {
         let err = |e: Error| e.path(path);
         let mut hb = [0u8; 512];
         file.read_exact_at(0, &mut hb).map_err(|e| {
@@ -128,6 +138,16 @@ impl SparseExtent {
             .structure("vmdk grain directory")
             .at(gd_offset));
         }
+        if n * 4 > *budget {
+            return Err(Error::refused(format!(
+                "grain directories of this image need more than {} MiB",
+                GD_BUDGET_BYTES >> 20
+            ))
+            .path(path)
+            .structure("vmdk grain directory")
+            .at(gd_offset));
+        }
+        *budget -= n * 4;
         let mut raw = vec![0u8; (n * 4) as usize];
         file.read_exact_at(gd_offset, &mut raw)?;
         let gd = raw
@@ -138,7 +158,7 @@ impl SparseExtent {
         Ok(SparseExtent {
             path: path.to_path_buf(),
             file,
-            gts: TableCache::new(GT_CACHE_BYTES / gt_bytes),
+            gts: TableCache::new(gt_cache_bytes / gt_bytes),
             grains: ChunkCache::new(GRAIN_CACHE),
             header,
             gd,
@@ -348,10 +368,11 @@ pub(crate) fn open(
     file.read_exact_at(0, &mut magic)?;
     let mut actual = allocated;
     let mut extent_info = Vec::new();
+    let mut budget = GD_BUDGET_BYTES;
     let (desc, extents) = if &magic == sparse::MAGIC {
         // A lone sparse file (monolithicSparse, streamOptimized): its embedded descriptor
         // only carries metadata; the one extent is this file.
-        let sp = SparseExtent::open(file.clone(), path)?;
+        let sp = SparseExtent::open(file.clone(), path, &mut budget, GT_CACHE_BYTES)?;
         let desc = embedded_descriptor(&sp, path)?;
         let len = sp.size();
         extent_info.push(extent_json(path, "SPARSE", len, Some(&sp.header)));
@@ -378,6 +399,13 @@ pub(crate) fn open(
         let text = String::from_utf8_lossy(&raw);
         let desc = descriptor::parse(&text).map_err(|e| e.path(path))?;
         let mut extents = Vec::with_capacity(desc.extents.len());
+        let sparse_count = desc
+            .extents
+            .iter()
+            .filter(|e| e.kind == ExtentType::Sparse)
+            .count()
+            .max(1);
+        let gt_share = GT_CACHE_BYTES / sparse_count;
         let mut start = 0u64;
         for (i, line) in desc.extents.iter().enumerate() {
             let len = line
@@ -412,7 +440,7 @@ pub(crate) fn open(
                     actual += f.allocated_bytes();
                     let f: Arc<dyn BlockDevice> = Arc::new(f);
                     if line.kind == ExtentType::Sparse {
-                        let sp = SparseExtent::open(f, &p)?;
+                        let sp = SparseExtent::open(f, &p, &mut budget, gt_share)?;
                         extent_info.push(extent_json(&p, "SPARSE", len, Some(&sp.header)));
                         Backend::Sparse(Box::new(sp))
                     } else {
