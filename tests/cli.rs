@@ -15,29 +15,6 @@ fn guestctl(args: &[&str], dir: &Path) -> Output {
         .expect("run guestctl")
 }
 
-fn qemu_img(args: &[&str], dir: &Path) -> Output {
-    let o = Command::new("qemu-img")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("qemu-img must be installed");
-    assert!(
-        o.status.success(),
-        "qemu-img {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
-
-fn qemu_io(img: &str, cmds: &[&str], dir: &Path) {
-    let mut c = Command::new("qemu-io");
-    c.args(["-f", "qcow2"]).current_dir(dir);
-    for cmd in cmds {
-        c.args(["-c", cmd]);
-    }
-    assert!(c.arg(img).output().expect("qemu-io").status.success());
-}
-
 fn json(o: &Output) -> serde_json::Value {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     serde_json::from_slice(&o.stdout).expect("json")
@@ -123,6 +100,7 @@ fn convert_raw_matches_qemu_img_and_is_sparse() {
     let d = dir.path();
     qemu_img(&["create", "-q", "-f", "qcow2", "base.qcow2", "64M"], d);
     qemu_io(
+        "qcow2",
         "base.qcow2",
         &["write -P 0x11 0 3M", "write -P 0x22 40M 1M"],
         d,
@@ -143,6 +121,7 @@ fn convert_raw_matches_qemu_img_and_is_sparse() {
         d,
     );
     qemu_io(
+        "qcow2",
         "top.qcow2",
         &[
             "write -P 0x33 1M 64k",
@@ -227,7 +206,12 @@ fn failed_convert_leaves_nothing_behind() {
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
     qemu_img(&["create", "-q", "-f", "qcow2", "a.qcow2", "16M"], d);
-    qemu_io("a.qcow2", &["write -P 1 0 1M", "write -P 2 8M 1M"], d);
+    qemu_io(
+        "qcow2",
+        "a.qcow2",
+        &["write -P 1 0 1M", "write -P 2 8M 1M"],
+        d,
+    );
     // Corrupt the L2 entry of the cluster at 8 MiB: the failure comes mid-way.
     let mut b = std::fs::read(d.join("a.qcow2")).expect("read");
     let l1 = u64::from_be_bytes(b[40..48].try_into().expect("8")) as usize;
@@ -254,7 +238,7 @@ fn killed_convert_leaves_no_destination() {
     let d = dir.path();
     // Big enough to take a moment: 256 MiB of data.
     qemu_img(&["create", "-q", "-f", "qcow2", "big.qcow2", "256M"], d);
-    qemu_io("big.qcow2", &["write -P 7 0 256M"], d);
+    qemu_io("qcow2", "big.qcow2", &["write -P 7 0 256M"], d);
     let mut child = Command::new(env!("CARGO_BIN_EXE_guestctl"))
         .args([
             "convert",

@@ -9,25 +9,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use guestctl::{open_image, BlockDevice, ErrorKind, OpenOptions};
-
-fn qemu_img(args: &[&str], dir: &Path) {
-    let st = Command::new("qemu-img")
-        .args(args)
-        .current_dir(dir)
-        .status()
-        .expect("qemu-img must be installed");
-    assert!(st.success(), "qemu-img {args:?}");
-}
-
-fn qemu_io(fmt: &str, img: &str, cmds: &[&str], dir: &Path) {
-    let mut c = Command::new("qemu-io");
-    c.args(["-f", fmt]).current_dir(dir);
-    for cmd in cmds {
-        c.args(["-c", cmd]);
-    }
-    let out = c.arg(img).output().expect("qemu-io must be installed");
-    assert!(out.status.success(), "qemu-io {cmds:?}");
-}
+use support::{qemu_img, qemu_io};
 
 /// Small seed images of every kind, made with qemu-img.
 fn seeds(dir: &Path) -> Vec<PathBuf> {

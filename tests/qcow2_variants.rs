@@ -4,37 +4,9 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
 use guestctl::{open_image, OpenOptions};
 use support::*;
-
-fn run(cmd: &str, args: &[&str], dir: &Path) {
-    let o = Command::new(cmd)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd} must be installed: {e}"));
-    assert!(
-        o.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-fn img(args: &[&str], dir: &Path) {
-    run("qemu-img", args, dir)
-}
-
-fn io(fmt: &str, image: &str, cmds: &[&str], dir: &Path) {
-    let mut a = vec!["-f", fmt];
-    for c in cmds {
-        a.push("-c");
-        a.push(c);
-    }
-    a.push(image);
-    run("qemu-io", &a, dir)
-}
 
 /// A write pattern touching partial clusters, whole clusters, zeroing and discards.
 const WRITES: &[&str] = &[
@@ -70,8 +42,8 @@ fn every_cluster_size_and_version() {
         ("lazy.qcow2", "lazy_refcounts=on"),
         ("prealloc.qcow2", "preallocation=metadata"),
     ] {
-        img(&["create", "-q", "-f", "qcow2", "-o", opts, name, "6M"], d);
-        io("qcow2", name, WRITES, d);
+        qemu_img(&["create", "-q", "-f", "qcow2", "-o", opts, name, "6M"], d);
+        qemu_io("qcow2", name, WRITES, d);
         check(d, name);
     }
 }
@@ -85,12 +57,12 @@ fn odd_sizes() {
         ("odd2.qcow2", "1050112"),
         ("tiny.qcow2", "512"),
     ] {
-        img(&["create", "-q", "-f", "qcow2", name, size], d);
-        io("qcow2", name, &["write -P 0x66 0 512"], d);
+        qemu_img(&["create", "-q", "-f", "qcow2", name, size], d);
+        qemu_io("qcow2", name, &["write -P 0x66 0 512"], d);
         let sz: u64 = size.parse().expect("n");
         if sz > 4096 {
             let last = format!("write -P 0x77 {} 512", sz - 512);
-            io("qcow2", name, &[last.as_str()], d);
+            qemu_io("qcow2", name, &[last.as_str()], d);
         }
         check(d, name);
     }
@@ -130,7 +102,7 @@ fn compressed_zlib_and_zstd() {
         ("zstd-2m.qcow2", "compression_type=zstd,cluster_size=2M"),
         ("v2-zlib.qcow2", "compat=0.10"),
     ] {
-        img(
+        qemu_img(
             &[
                 "convert",
                 "-q",
@@ -146,7 +118,7 @@ fn compressed_zlib_and_zstd() {
         );
         check(d, name);
         // Compressed clusters overwritten in part: mixed compressed and plain clusters.
-        io(
+        qemu_io(
             "qcow2",
             name,
             &["write -P 0x99 100k 10k", "write -z 2M 64k"],
@@ -160,7 +132,7 @@ fn compressed_zlib_and_zstd() {
 fn extended_l2_subclusters() {
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
-    img(
+    qemu_img(
         &[
             "create",
             "-q",
@@ -173,7 +145,7 @@ fn extended_l2_subclusters() {
         ],
         d,
     );
-    io("qcow2", "base.qcow2", &["write -P 0xbb 0 6M"], d);
+    qemu_io("qcow2", "base.qcow2", &["write -P 0xbb 0 6M"], d);
     for (name, opts) in [
         ("ext16k.qcow2", "extended_l2=on,cluster_size=16384"),
         ("ext32k.qcow2", "extended_l2=on,cluster_size=32768"),
@@ -182,7 +154,7 @@ fn extended_l2_subclusters() {
         ("ext-zstd.qcow2", "extended_l2=on,compression_type=zstd"),
     ] {
         // Over a backing file, so unallocated sub-clusters must read from it.
-        img(
+        qemu_img(
             &[
                 "create",
                 "-q",
@@ -198,8 +170,8 @@ fn extended_l2_subclusters() {
             ],
             d,
         );
-        io("qcow2", name, WRITES, d);
-        io(
+        qemu_io("qcow2", name, WRITES, d);
+        qemu_io(
             "qcow2",
             name,
             &[
@@ -213,7 +185,7 @@ fn extended_l2_subclusters() {
     }
     // Without a backing file, and compressed with extended L2.
     content(d);
-    img(
+    qemu_img(
         &[
             "convert",
             "-q",
@@ -238,14 +210,14 @@ fn external_data_files() {
         ("df.qcow2", "data_file=df.bin"),
         ("dfraw.qcow2", "data_file=dfraw.bin,data_file_raw=on"),
     ] {
-        img(&["create", "-q", "-f", "qcow2", "-o", opts, name, "6M"], d);
-        io("qcow2", name, WRITES, d);
+        qemu_img(&["create", "-q", "-f", "qcow2", "-o", opts, name, "6M"], d);
+        qemu_io("qcow2", name, WRITES, d);
         check(d, name);
     }
     // A data file outside the image's directory is refused like a backing file.
     let sub = d.join("sub");
     std::fs::create_dir(&sub).expect("mkdir");
-    img(
+    qemu_img(
         &[
             "create",
             "-q",
@@ -268,8 +240,8 @@ fn backing_chains_of_every_format() {
     let d = dir.path();
     // raw <- qcow2 <- qcow2 (top larger than its backing)
     run("truncate", &["-s", "3M", "base.raw"], d);
-    io("raw", "base.raw", &["write -P 0x01 0 3M"], d);
-    img(
+    qemu_io("raw", "base.raw", &["write -P 0x01 0 3M"], d);
+    qemu_img(
         &[
             "create",
             "-q",
@@ -284,13 +256,13 @@ fn backing_chains_of_every_format() {
         ],
         d,
     );
-    io(
+    qemu_io(
         "qcow2",
         "mid.qcow2",
         &["write -P 0x02 1M 64k", "write -z 2M 4k"],
         d,
     );
-    img(
+    qemu_img(
         &[
             "create",
             "-q",
@@ -305,7 +277,7 @@ fn backing_chains_of_every_format() {
         ],
         d,
     );
-    io(
+    qemu_io(
         "qcow2",
         "top.qcow2",
         &["write -P 0x03 1081344 64k", "write -P 0x04 5M 4k"],
@@ -314,9 +286,9 @@ fn backing_chains_of_every_format() {
     check(d, "top.qcow2");
     check(d, "mid.qcow2");
     // qcow2 over vmdk
-    img(&["create", "-q", "-f", "vmdk", "base.vmdk", "4M"], d);
-    io("vmdk", "base.vmdk", &["write -P 0x05 0 1M"], d);
-    img(
+    qemu_img(&["create", "-q", "-f", "vmdk", "base.vmdk", "4M"], d);
+    qemu_io("vmdk", "base.vmdk", &["write -P 0x05 0 1M"], d);
+    qemu_img(
         &[
             "create",
             "-q",
@@ -330,12 +302,12 @@ fn backing_chains_of_every_format() {
         ],
         d,
     );
-    io("qcow2", "onvmdk.qcow2", &["write -P 0x06 512k 4k"], d);
+    qemu_io("qcow2", "onvmdk.qcow2", &["write -P 0x06 512k 4k"], d);
     check(d, "onvmdk.qcow2");
     // Backing format not stored: detected by magic bytes.
     // qemu-img 10 always stores one, so rename the backing-format extension to an unknown
     // (ignored) type.
-    img(
+    qemu_img(
         &[
             "create",
             "-q",
@@ -370,8 +342,8 @@ fn backing_chains_of_every_format() {
 fn dirty_and_corrupt_bits_are_reported() {
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
-    img(&["create", "-q", "-f", "qcow2", "d.qcow2", "1M"], d);
-    io("qcow2", "d.qcow2", &["write -P 1 0 4k"], d);
+    qemu_img(&["create", "-q", "-f", "qcow2", "d.qcow2", "1M"], d);
+    qemu_io("qcow2", "d.qcow2", &["write -P 1 0 4k"], d);
     let mut b = std::fs::read(d.join("d.qcow2")).expect("read");
     b[79] |= 0b11; // incompatible_features: dirty | corrupt
     std::fs::write(d.join("d.qcow2"), b).expect("write");

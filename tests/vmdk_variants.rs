@@ -5,33 +5,9 @@ mod support;
 
 use std::io::Read;
 use std::path::Path;
-use std::process::Command;
 
 use guestctl::{open_image, BlockDevice, ErrorKind, OpenOptions};
 use support::*;
-
-fn run(cmd: &str, args: &[&str], dir: &Path) {
-    let o = Command::new(cmd)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd} must be installed: {e}"));
-    assert!(
-        o.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-fn io(image: &str, cmds: &[&str], dir: &Path) {
-    let mut a = vec!["-f", "vmdk"];
-    for c in cmds {
-        a.push("-c");
-        a.push(c);
-    }
-    a.push(image);
-    run("qemu-io", &a, dir)
-}
 
 /// Streams `dev` against qemu-img's raw export in 4 MiB chunks (works for multi-GiB disks).
 fn check(dir: &Path, name: &str) {
@@ -107,7 +83,7 @@ fn every_subformat() {
             &["create", "-q", "-f", "vmdk", "-o", &opt, &name, "6M"],
             d,
         );
-        io(&name, WRITES, d);
+        qemu_io("vmdk", &name, WRITES, d);
         check(d, &name);
     }
     // Larger than 2 GiB: the twoGbMax subformats split into several extent files.
@@ -119,7 +95,8 @@ fn every_subformat() {
             &["create", "-q", "-f", "vmdk", "-o", &opt, &name, "2304M"],
             d,
         );
-        io(
+        qemu_io(
+            "vmdk",
             &name,
             &[
                 "write -P 0x55 0 64k",
@@ -210,7 +187,8 @@ fn zeroed_grains_and_versions() {
         ],
         d,
     );
-    io(
+    qemu_io(
+        "vmdk",
         "z.vmdk",
         &["write -P 0x11 0 2M", "write -z 64k 128k", "write -z 4M 1M"],
         d,
@@ -230,7 +208,7 @@ fn zeroed_grains_and_versions() {
             &["create", "-q", "-f", "vmdk", "-o", &opt, &name, "2M"],
             d,
         );
-        io(&name, &["write -P 0x21 512 1k"], d);
+        qemu_io("vmdk", &name, &["write -P 0x21 512 1k"], d);
         check(d, &name);
     }
 }
@@ -244,7 +222,7 @@ fn delta_chains() {
         &["create", "-q", "-f", "vmdk", "base.vmdk", "6M"],
         d,
     );
-    io("base.vmdk", &["write -P 0x01 0 6M"], d);
+    qemu_io("vmdk", "base.vmdk", &["write -P 0x01 0 6M"], d);
     run(
         "qemu-img",
         &[
@@ -260,7 +238,8 @@ fn delta_chains() {
         ],
         d,
     );
-    io(
+    qemu_io(
+        "vmdk",
         "delta.vmdk",
         &["write -P 0x02 1M 64k", "write -P 0x03 70000 100"],
         d,
@@ -280,7 +259,7 @@ fn delta_chains() {
         ],
         d,
     );
-    io("delta2.vmdk", &["write -P 0x04 5M 4k"], d);
+    qemu_io("vmdk", "delta2.vmdk", &["write -P 0x04 5M 4k"], d);
     check(d, "delta2.vmdk");
     let img = open_image(d.join("delta2.vmdk"), &OpenOptions::default()).expect("open");
     assert_eq!(img.info().chain().len(), 3);
@@ -299,7 +278,7 @@ fn hand_written_descriptor_with_flat_zero_and_sparse() {
         &["create", "-q", "-f", "vmdk", "part3.vmdk", "2M"],
         d,
     );
-    io("part3.vmdk", &["write -P 0x5a 4096 8192"], d);
+    qemu_io("vmdk", "part3.vmdk", &["write -P 0x5a 4096 8192"], d);
     // qemu's oracle: RW FLAT and SPARSE lines (qemu skips ZERO and non-RW lines entirely).
     // The "# Extent description" line matters: qemu 10 reads the first extent line twice when
     // it directly follows a blank line (a qemu quirk; guestctl follows the VMDK spec).
@@ -406,7 +385,7 @@ fn hostile_sparse_headers() {
         &["create", "-q", "-f", "vmdk", "a.vmdk", "4M"],
         d,
     );
-    io("a.vmdk", &["write -P 1 0 64k"], d);
+    qemu_io("vmdk", "a.vmdk", &["write -P 1 0 64k"], d);
     let orig = std::fs::read(d.join("a.vmdk")).expect("read");
     let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
     let mut v = orig.clone();

@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use guestctl::BlockDevice;
 use sha2::{Digest, Sha256};
@@ -170,4 +170,34 @@ pub fn assert_same_as_raw(dev: &dyn BlockDevice, raw: &Path, what: &str) {
             );
         }
     }
+}
+
+/// Runs `cmd args` in `dir`; panics (with stderr) unless it succeeds.
+pub fn run(cmd: &str, args: &[&str], dir: &Path) -> Output {
+    let o = Command::new(cmd)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd} must be installed (scripts/test.sh installs it): {e}"));
+    assert!(
+        o.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// `qemu-img ARGS` in `dir`.
+pub fn qemu_img(args: &[&str], dir: &Path) -> Output {
+    run("qemu-img", args, dir)
+}
+
+/// `qemu-io -f FMT -c CMD... IMAGE` in `dir`.
+pub fn qemu_io(fmt: &str, image: &str, cmds: &[&str], dir: &Path) {
+    let mut a = vec!["-f", fmt];
+    for c in cmds {
+        a.extend(["-c", c]);
+    }
+    a.push(image);
+    run("qemu-io", &a, dir);
 }
