@@ -58,7 +58,7 @@ fn demo_image_is_a_gpt_disk_with_ext4() {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo.qcow2");
     let img = open_image(&p, &OpenOptions::default()).expect("demo");
     let d = img.device();
-    assert_eq!(d.size(), 32 << 20);
+    assert_eq!(d.size(), 64 << 20);
     let mut b = [0u8; 8];
     d.read_exact_at(512, &mut b).expect("gpt");
     assert_eq!(&b, b"EFI PART");
