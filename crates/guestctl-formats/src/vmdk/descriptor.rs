@@ -1,4 +1,17 @@
 //! The VMDK text descriptor ("# Disk DescriptorFile"), parsed from text. I/O-free.
+//!
+//! Keys are `name = value` lines (`CID`, `parentCID`, `createType`, `parentFileNameHint`;
+//! the DDB and unknown keys are ignored; the first occurrence of a key wins, as with qemu's
+//! substring search). Extent lines are `ACCESS SECTORS TYPE ["FILE" [OFFSET]]`.
+//!
+//! Where this differs from qemu's parser, on purpose:
+//! - ZERO extents and RDONLY extents are read (qemu silently drops every line that is not
+//!   `RW` with a file name, which shifts the extents after it).
+//! - NOACCESS extents and unknown extent types are errors (qemu drops those lines too).
+//! - FLAT extents without an offset start at sector 0, and VMFS extents may carry an offset
+//!   (qemu requires and forbids it, respectively).
+//!
+//! Like qemu, extent lines of 0 sectors are skipped.
 
 use guestctl_block::{Error, Result};
 
@@ -14,7 +27,9 @@ pub enum Access {
     ReadWrite,
     /// Read-only.
     ReadOnly,
-    /// No access: guestctl refuses to read such an extent (qemu refuses to open it too).
+    /// No access: an image with such an extent is refused ([`guestctl_block::ErrorKind::Unsupported`])
+    /// rather than read as zeros, because its data exists but must not be read. (qemu drops
+    /// the line, which silently shifts every later extent.)
     NoAccess,
 }
 
@@ -84,7 +99,7 @@ pub struct ExtentLine {
 pub struct Descriptor {
     /// `CID`.
     pub cid: Option<u32>,
-    /// `parentCID` (`ffffffff`: no parent).
+    /// `parentCID` (`ffffffff` when the disk has no parent).
     pub parent_cid: Option<u32>,
     /// `createType`.
     pub create_type: Option<String>,
@@ -95,9 +110,11 @@ pub struct Descriptor {
 }
 
 impl Descriptor {
-    /// True when the descriptor names a parent (a delta disk).
+    /// True when the descriptor names a parent (a delta disk): a non-empty
+    /// `parentFileNameHint`. Like qemu, `parentCID` does not decide this; it is checked
+    /// against the parent's `CID` before any data is read from the parent.
     pub fn has_parent(&self) -> bool {
-        self.parent_hint.is_some() && self.parent_cid != Some(0xffff_ffff)
+        self.parent_hint.as_deref().is_some_and(|h| !h.is_empty())
     }
 }
 
@@ -109,8 +126,20 @@ fn unquote(s: &str) -> &str {
 }
 
 /// Parses descriptor text. Unknown keys and DDB entries are ignored; a malformed extent line
-/// is an error naming the line.
+/// is an error naming the line. Text after a NUL byte is ignored.
 pub fn parse(text: &str) -> Result<Descriptor> {
+    parse_with(text, true)
+}
+
+/// Parses only the keys of a descriptor, ignoring its extent lines: for the descriptor
+/// embedded in a monolithic sparse file, whose extent line only names the file itself.
+pub fn parse_keys(text: &str) -> Descriptor {
+    // Never fails: extent lines are not looked at.
+    parse_with(text, false).unwrap_or_default()
+}
+
+fn parse_with(text: &str, extents: bool) -> Result<Descriptor> {
+    let text = text.split('\0').next().unwrap_or("");
     let mut d = Descriptor::default();
     let bad = |n: usize, msg: String| {
         Error::corrupt(format!("line {}: {msg}", n + 1)).structure("vmdk descriptor")
@@ -122,19 +151,29 @@ pub fn parse(text: &str) -> Result<Descriptor> {
         }
         let first = line.split_whitespace().next().unwrap_or("");
         if matches!(first, "RW" | "RDONLY" | "NOACCESS") {
+            if !extents {
+                continue;
+            }
+            let e = parse_extent(line).map_err(|m| bad(n, m))?;
+            if e.sectors == 0 {
+                continue;
+            }
             if d.extents.len() >= MAX_EXTENTS {
                 return Err(bad(n, format!("more than {MAX_EXTENTS} extents")));
             }
-            d.extents.push(parse_extent(line).map_err(|m| bad(n, m))?);
+            d.extents.push(e);
             continue;
         }
         if let Some((k, v)) = line.split_once('=') {
             let (k, v) = (k.trim(), unquote(v));
+            let hex = |v: &str| u32::from_str_radix(v, 16).ok();
             match k {
-                "CID" => d.cid = u32::from_str_radix(v, 16).ok(),
-                "parentCID" => d.parent_cid = u32::from_str_radix(v, 16).ok(),
-                "createType" => d.create_type = Some(v.to_string()),
-                "parentFileNameHint" => d.parent_hint = Some(v.to_string()),
+                "CID" if d.cid.is_none() => d.cid = hex(v),
+                "parentCID" if d.parent_cid.is_none() => d.parent_cid = hex(v),
+                "createType" if d.create_type.is_none() => d.create_type = Some(v.to_string()),
+                "parentFileNameHint" if d.parent_hint.is_none() => {
+                    d.parent_hint = Some(v.to_string())
+                }
                 _ => {}
             }
         }
@@ -230,5 +269,47 @@ mod tests {
         assert!(parse("RW 10 FLAT \"a\" zz").is_err());
         let many = "RW 1 ZERO\n".repeat(MAX_EXTENTS + 1);
         assert!(parse(&many).is_err());
+    }
+
+    #[test]
+    fn first_key_wins_and_nul_ends_the_text() {
+        let d =
+            parse("CID=1\nCID=2\ncreateType=\"a\"\ncreateType=\"b\"\n\0RW 5 ZERO\n").expect("ok");
+        assert_eq!(d.cid, Some(1));
+        assert_eq!(d.create_type.as_deref(), Some("a"));
+        assert!(d.extents.is_empty());
+    }
+
+    #[test]
+    fn zero_sector_lines_are_skipped_and_keys_only_mode_ignores_extents() {
+        let d = parse("RW 0 FLAT \"a\" 0\nRW 3 ZERO\n").expect("ok");
+        assert_eq!(d.extents.len(), 1);
+        assert_eq!(d.extents[0].sectors, 3);
+        let d = parse_keys("CID=fffffffe\nRW nonsense\nparentFileNameHint=\"p.vmdk\"\n");
+        assert_eq!(d.cid, Some(0xffff_fffe));
+        assert!(d.has_parent());
+        assert!(d.extents.is_empty());
+        // An empty hint names no parent; parentCID alone does not decide.
+        assert!(!parse_keys("parentFileNameHint=\"\"\n").has_parent());
+        assert!(parse_keys("parentCID=ffffffff\nparentFileNameHint=\"x\"\n").has_parent());
+    }
+
+    #[test]
+    fn crlf_quotes_and_offsets() {
+        let d =
+            parse("createType=\"vmfs\"\r\nRW 8 VMFS \"a b.bin\"\r\nNOACCESS 4 FLAT \"c\" 9\r\n")
+                .expect("ok");
+        assert_eq!(d.create_type.as_deref(), Some("vmfs"));
+        assert_eq!(d.extents[0].file.as_deref(), Some("a b.bin"));
+        assert_eq!(d.extents[0].kind, ExtentType::Vmfs);
+        assert_eq!(d.extents[1].access, Access::NoAccess);
+        assert_eq!(d.extents[1].offset, 9);
+        for t in ["SESPARSE", "VMFSSPARSE", "VMFSRDM", "VMFSRAW"] {
+            let d = parse(&format!("RW 8 {t} \"x\"\n")).expect("parses; refused when opened");
+            assert_eq!(d.extents.len(), 1);
+        }
+        assert!(parse("RW -1 FLAT \"a\" 0").is_err());
+        assert!(parse("RW 99999999999999999999 FLAT \"a\" 0").is_err());
+        assert!(parse("RW 1 FLAT \"a\" -5").is_err());
     }
 }

@@ -1,361 +1,95 @@
-//! VMware VMDK reader: hosted sparse extents (monolithicSparse, twoGbMaxExtentSparse,
-//! streamOptimized with compressed grains and a footer grain directory), flat extents
-//! (monolithicFlat, twoGbMaxExtentFlat, VMFS), ZERO extents, multi-extent descriptor files and
-//! `parentFileNameHint` delta chains.
+//! VMware VMDK reader: hosted sparse extents (monolithicSparse, twoGbMaxExtentSparse, version
+//! 1-3 headers, zeroed grains, streamOptimized with compressed grains, markers and a footer),
+//! flat extents (monolithicFlat, twoGbMaxExtentFlat, vmfs), ZERO extents, multi-extent text
+//! descriptors and `parentFileNameHint` delta chains.
 //!
-//! Refused: COWD (vmfsSparse), seSparse and raw-device-mapping extents (unsupported), and
-//! NOACCESS extents (qemu refuses them too). Extent file names follow the same untrusted-name
-//! policy as backing files.
+//! Reads are byte-exact with `qemu-img convert -O raw` for every image qemu opens, except where
+//! noted below. Extent and parent names go through the same untrusted-name policy as backing
+//! files ([`crate::backing`]); parents are opened with the depth and loop checks of the chain.
+//!
+//! Refused: COWD (vmfsSparse), seSparse and raw-device-mapping extents (unsupported, naming the
+//! extent type), NOACCESS extents (unsupported: their data exists but must not be read, so
+//! they are neither skipped nor read as zeros), parents that are not vmdk images, descriptors
+//! over 1 MiB or with more than 4096 extents, and everything the header limits of [`sparse`]
+//! exclude.
+//!
+//! Differences from qemu, on purpose:
+//! - ZERO and RDONLY extents are read (qemu drops those descriptor lines, shifting later
+//!   extents); unknown extent types are errors (qemu drops them too).
+//! - A grain directory or grain table that lies (partly) past the end of its file is an error
+//!   (qemu reads the missing bytes as zeros, i.e. unallocated). Grain *data* past the end of
+//!   the file reads as zeros, as in qemu.
+//! - Compressed grains without markers may hold up to two grains of compressed data (qemu
+//!   passes only one grain's worth to zlib); a stream that inflates to more than a grain is
+//!   cut at the grain (qemu fails).
+//! - A standalone descriptor needs a `createType` (as in qemu) but any value is accepted
+//!   (qemu accepts only the six descriptor-file types it knows).
+//!
+//! Like qemu: a SPARSE extent's size is the capacity in its header (the descriptor's sector
+//! count is ignored); a sparse header with capacity 0 and a descriptor offset points at a
+//! descriptor describing the real extents; reading from a parent whose `CID` is not the
+//! delta's `parentCID` fails (the parent changed after the delta was made); zeroed grains
+//! never read the parent; reads past a parent's end are zeros.
 
 pub mod descriptor;
+mod extent;
 pub mod sparse;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use guestctl_block::{clip, BlockDevice, Error, ExtentKind, Mapping, RawFile, Result};
 use serde_json::json;
 
-use crate::cache::{read_or_zero, ChunkCache, TableCache};
-use crate::decompress::{decompress, Codec};
+use crate::cache::read_or_zero;
 use crate::{Ctx, Format, FormatSpecific, Image, ImageInfo};
 use descriptor::{Access, Descriptor, ExtentType};
+use extent::{Caches, Parent, SparseExtent};
 use sparse::SparseHeader;
 
-/// Bytes of grain tables cached per image (shared out among its sparse extents).
-const GT_CACHE_BYTES: usize = 32 << 20;
-/// Bytes of grain directories one image may load in all: a descriptor naming the same large
-/// sparse file thousands of times must not multiply memory.
-const GD_BUDGET_BYTES: u64 = 256 << 20;
-/// Decompressed grains kept for partial reads.
-const GRAIN_CACHE: usize = 8;
-
-/// What a run of extent bytes maps to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Data(u64),
-    Zero,
-    Unalloc,
-    /// A compressed grain whose GTE points at this sector.
-    Compressed(u64),
-}
-
-/// One hosted sparse extent file.
-#[derive(Debug)]
-struct SparseExtent {
-    path: PathBuf,
-    file: Arc<dyn BlockDevice>,
-    header: SparseHeader,
-    gd: Box<[u32]>,
-    gd_offset: u64,
-    gts: TableCache<u32>,
-    grains: ChunkCache,
-}
+/// Largest virtual disk accepted (all extents together): 64 TiB.
+const MAX_DISK_BYTES: u64 = sparse::MAX_CAPACITY_SECTORS * 512;
 
 #[derive(Debug)]
 enum Backend {
+    /// Raw bytes of `file` from byte `offset` (FLAT and VMFS extents).
     Flat {
         file: Arc<dyn BlockDevice>,
         offset: u64,
     },
+    /// Reads as zeros.
     Zero,
+    /// A hosted sparse extent.
     Sparse(Box<SparseExtent>),
 }
 
 #[derive(Debug)]
 struct Extent {
+    /// Guest byte offset of the first byte.
     start: u64,
+    /// Bytes.
     len: u64,
     backend: Backend,
 }
 
-/// An open VMDK image (all its extents, and its parent for delta disks).
+/// An open VMDK image: its extents in guest order, and its parent for delta disks.
 #[derive(Debug)]
 pub struct Vmdk {
     size: u64,
     extents: Vec<Extent>,
-    parent: Option<Arc<dyn BlockDevice>>,
+    parent: Option<Parent>,
+    caches: Caches,
 }
 
-impl SparseExtent {
-    /// Opens a sparse extent; its grain directory is charged to `budget` (bytes left), and
-    /// it may cache `gt_cache_bytes` of grain tables.
-    fn open(
-        file: Arc<dyn BlockDevice>,
-        path: &Path,
-        budget: &mut u64,
-        gt_cache_bytes: usize,
-    ) -> Result<Self> {
-        let err = |e: Error| e.path(path);
-        let mut hb = [0u8; 512];
-        file.read_exact_at(0, &mut hb).map_err(|e| {
-            Error::corrupt("file is too short for a sparse header")
-                .path(path)
-                .structure("vmdk sparse header")
-                .with_source(e)
-        })?;
-        let mut header = sparse::parse(&hb).map_err(err)?;
-        if header.gd_offset == sparse::GD_AT_END {
-            // streamOptimized: the real header (with the GD offset) is the footer, 1 KiB
-            // before the end, behind a footer marker and followed by the end-of-stream marker.
-            let size = file.size();
-            if size < 1536 {
-                return Err(Error::corrupt("no room for a footer")
-                    .path(path)
-                    .structure("vmdk footer"));
-            }
-            let at = size - 1024;
-            let mut fb = [0u8; 512];
-            file.read_exact_at(at, &mut fb)?;
-            let footer =
-                sparse::parse(&fb).map_err(|e| e.path(path).structure("vmdk footer").at(at))?;
-            if footer.gd_offset == sparse::GD_AT_END {
-                return Err(Error::corrupt("footer does not locate the grain directory")
-                    .path(path)
-                    .structure("vmdk footer")
-                    .at(at));
-            }
-            if footer.capacity != header.capacity || footer.grain_sectors != header.grain_sectors {
-                return Err(Error::corrupt("footer disagrees with the header")
-                    .path(path)
-                    .structure("vmdk footer")
-                    .at(at));
-            }
-            header = footer;
-        }
-        let gd_offset = header
-            .gd_offset
-            .checked_mul(512)
-            .ok_or_else(|| Error::corrupt("grain directory offset overflows").path(path))?;
-        let n = header.gd_entries();
-        let end = gd_offset.checked_add(n * 4);
-        if end.is_none_or(|e| e > file.size()) {
-            return Err(Error::corrupt(format!(
-                "grain directory of {n} entries runs past the end of the file"
-            ))
-            .path(path)
-            .structure("vmdk grain directory")
-            .at(gd_offset));
-        }
-        if n * 4 > *budget {
-            return Err(Error::refused(format!(
-                "grain directories of this image need more than {} MiB",
-                GD_BUDGET_BYTES >> 20
-            ))
-            .path(path)
-            .structure("vmdk grain directory")
-            .at(gd_offset));
-        }
-        *budget -= n * 4;
-        let mut raw = vec![0u8; (n * 4) as usize];
-        file.read_exact_at(gd_offset, &mut raw)?;
-        let gd = raw
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        let gt_bytes = header.gtes_per_gt as usize * 4;
-        Ok(SparseExtent {
-            path: path.to_path_buf(),
-            file,
-            gts: TableCache::new(gt_cache_bytes / gt_bytes),
-            grains: ChunkCache::new(GRAIN_CACHE),
-            header,
-            gd,
-            gd_offset,
-        })
-    }
-
-    fn size(&self) -> u64 {
-        self.header.capacity * 512
-    }
-
-    fn corrupt(&self, what: &'static str, msg: String, off: u64) -> Error {
-        Error::corrupt(msg).path(&self.path).structure(what).at(off)
-    }
-
-    fn grain_table(&self, gd_idx: usize) -> Result<Option<Arc<[u32]>>> {
-        let sector = u64::from(self.gd[gd_idx]);
-        if sector == 0 {
-            return Ok(None);
-        }
-        let n = self.header.gtes_per_gt as u64;
-        let off = sector * 512;
-        self.gts
-            .get_or_load(off, || {
-                if off.checked_add(n * 4).is_none_or(|e| e > self.file.size()) {
-                    return Err(self.corrupt(
-                        "vmdk grain directory",
-                        format!("entry {gd_idx} points past the end of the file"),
-                        self.gd_offset + gd_idx as u64 * 4,
-                    ));
-                }
-                let mut raw = vec![0u8; (n * 4) as usize];
-                self.file.read_exact_at(off, &mut raw)?;
-                Ok(raw
-                    .chunks_exact(4)
-                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect())
-            })
-            .map(Some)
-    }
-
-    fn classify(&self, gte: u32) -> Kind {
-        match gte {
-            0 => Kind::Unalloc,
-            1 if self.header.zeroed_gte() => Kind::Zero,
-            s if self.header.compressed() => Kind::Compressed(u64::from(s)),
-            s => Kind::Data(u64::from(s) * 512),
-        }
-    }
-
-    /// What extent offset `off` maps to, for how many bytes (≤ max, ≥ 1).
-    fn lookup(&self, off: u64, max: u64) -> Result<(Kind, u64)> {
-        let grain = self.header.grain_bytes();
-        let cover = self.header.gt_coverage();
-        let gd_idx = (off / cover) as usize;
-        let max = max.min(cover - off % cover);
-        let Some(gt) = self.grain_table(gd_idx)? else {
-            return Ok((Kind::Unalloc, max));
-        };
-        let first = ((off % cover) / grain) as usize;
-        let skip = off % grain;
-        let kind = match self.classify(gt[first]) {
-            Kind::Data(h) => Kind::Data(h + skip),
-            k => k,
-        };
-        let mut len = grain - skip;
-        if let Kind::Compressed(_) = kind {
-            return Ok((kind, len.min(max)));
-        }
-        let mut i = first + 1;
-        while len < max && i < gt.len() {
-            let same = match (kind, self.classify(gt[i])) {
-                (Kind::Data(a), Kind::Data(b)) => b == a + len,
-                (Kind::Zero, Kind::Zero) | (Kind::Unalloc, Kind::Unalloc) => true,
-                _ => false,
-            };
-            if !same {
-                break;
-            }
-            len += grain;
-            i += 1;
-        }
-        Ok((kind, len.min(max)))
-    }
-
-    /// Inflates the compressed grain whose GTE is `sector` into `out` (one grain).
-    fn read_compressed(&self, sector: u64, out: &mut [u8]) -> Result<()> {
-        let at = sector * 512;
-        let grain = self.header.grain_bytes();
-        let file_size = self.file.size();
-        let (data_at, len) = if self.header.markers() {
-            let mut m = [0u8; 12];
-            self.file.read_exact_at(at, &mut m).map_err(|e| {
-                self.corrupt(
-                    "vmdk grain marker",
-                    "grain marker past the end of the file".into(),
-                    at,
-                )
-                .with_source(e)
-            })?;
-            let size = u64::from(u32::from_le_bytes([m[8], m[9], m[10], m[11]]));
-            if size == 0 || size > 2 * grain + 4096 {
-                return Err(self.corrupt(
-                    "vmdk grain marker",
-                    format!("compressed grain of {size} bytes is invalid"),
-                    at,
-                ));
-            }
-            (at + 12, size)
-        } else {
-            (at, (2 * grain).min(file_size.saturating_sub(at)))
-        };
-        if data_at.checked_add(len).is_none_or(|e| e > file_size) || len == 0 {
-            return Err(self.corrupt(
-                "vmdk compressed grain",
-                "compressed grain runs past the end of the file".into(),
-                at,
-            ));
-        }
-        let mut input = vec![0u8; len as usize];
-        self.file.read_exact_at(data_at, &mut input)?;
-        let got = decompress(Codec::Zlib, &input, out)
-            .map_err(|e| e.path(&self.path).structure("vmdk compressed grain").at(at))?;
-        // The last grain of a disk may be compressed short; the rest reads as zeros.
-        out[got..].fill(0);
-        Ok(())
-    }
-
-    fn read(
-        &self,
-        off: u64,
-        buf: &mut [u8],
-        parent: Option<(&dyn BlockDevice, u64)>,
-    ) -> Result<()> {
-        let grain = self.header.grain_bytes();
-        let mut done = 0u64;
-        let total = buf.len() as u64;
-        while done < total {
-            let pos = off + done;
-            let (kind, len) = self.lookup(pos, total - done)?;
-            let out = &mut buf[done as usize..(done + len) as usize];
-            match kind {
-                Kind::Data(host) => read_or_zero(self.file.as_ref(), host, out)?,
-                Kind::Zero => out.fill(0),
-                Kind::Unalloc => match parent {
-                    Some((p, base)) => read_or_zero(p, base + pos, out)?,
-                    None => out.fill(0),
-                },
-                Kind::Compressed(sector) => {
-                    let skip = (pos % grain) as usize;
-                    if skip == 0 && out.len() as u64 == grain {
-                        self.read_compressed(sector, out)?;
-                    } else {
-                        let g = self.grains.get_or_load(sector, || {
-                            let mut v = vec![0u8; grain as usize];
-                            self.read_compressed(sector, &mut v)?;
-                            Ok(v)
-                        })?;
-                        out.copy_from_slice(&g[skip..skip + out.len()]);
-                    }
-                }
-            }
-            done += len;
-        }
-        Ok(())
-    }
-
-    /// Maps extent offsets; `base` is the extent's guest start (for the parent).
-    fn map(
-        &self,
-        off: u64,
-        len: u64,
-        base: u64,
-        parent: Option<&dyn BlockDevice>,
-        m: &mut Mapping,
-    ) -> Result<()> {
-        let mut done = 0;
-        while done < len {
-            let pos = off + done;
-            let (kind, n) = self.lookup(pos, len - done)?;
-            let g = base + pos;
-            match kind {
-                Kind::Data(_) | Kind::Compressed(_) => m.push(g, n, ExtentKind::Data),
-                Kind::Zero => m.push(g, n, ExtentKind::Zero),
-                Kind::Unalloc => match parent {
-                    Some(p) => {
-                        let (po, pl) = clip(g, n, p.size());
-                        m.extend(p.map(po, pl)?);
-                        m.push(g + pl, n - pl, ExtentKind::Zero);
-                    }
-                    None => m.push(g, n, ExtentKind::Unallocated),
-                },
-            }
-            done += n;
-        }
-        Ok(())
-    }
+/// What `open` learned before building the device.
+struct Layout {
+    desc: Descriptor,
+    extents: Vec<Extent>,
+    /// JSON for `format-specific.data.extents`.
+    extent_info: Vec<serde_json::Value>,
+    /// Allocated bytes of extent files other than the image file itself.
+    extra_allocated: u64,
 }
 
 pub(crate) fn open(
@@ -364,134 +98,110 @@ pub(crate) fn open(
     allocated: u64,
     ctx: &Ctx<'_>,
 ) -> Result<Image> {
-    let mut magic = [0u8; 4];
-    file.read_exact_at(0, &mut magic)?;
-    let mut actual = allocated;
-    let mut extent_info = Vec::new();
-    let mut budget = GD_BUDGET_BYTES;
-    let (desc, extents) = if &magic == sparse::MAGIC {
-        // A lone sparse file (monolithicSparse, streamOptimized): its embedded descriptor
-        // only carries metadata; the one extent is this file.
-        let sp = SparseExtent::open(file.clone(), path, &mut budget, GT_CACHE_BYTES)?;
-        let desc = embedded_descriptor(&sp, path)?;
-        let len = sp.size();
-        extent_info.push(extent_json(path, "SPARSE", len, Some(&sp.header)));
-        (
-            desc,
-            vec![Extent {
-                start: 0,
-                len,
-                backend: Backend::Sparse(Box::new(sp)),
-            }],
-        )
-    } else {
-        let size = file.size();
-        if size > descriptor::MAX_DESCRIPTOR_BYTES {
-            return Err(Error::corrupt(format!(
-                "descriptor file of {size} bytes is larger than {} bytes",
-                descriptor::MAX_DESCRIPTOR_BYTES
-            ))
-            .path(path)
-            .structure("vmdk descriptor"));
-        }
-        let mut raw = vec![0u8; size as usize];
-        file.read_exact_at(0, &mut raw)?;
-        let text = String::from_utf8_lossy(&raw);
-        let desc = descriptor::parse(&text).map_err(|e| e.path(path))?;
-        let mut extents = Vec::with_capacity(desc.extents.len());
-        let sparse_count = desc
-            .extents
-            .iter()
-            .filter(|e| e.kind == ExtentType::Sparse)
-            .count()
-            .max(1);
-        let gt_share = GT_CACHE_BYTES / sparse_count;
-        let mut start = 0u64;
-        for (i, line) in desc.extents.iter().enumerate() {
-            let len = line
-                .sectors
-                .checked_mul(512)
-                .filter(|l| {
-                    start
-                        .checked_add(*l)
-                        .is_some_and(|e| e <= sparse::MAX_CAPACITY_SECTORS * 512)
-                })
-                .ok_or_else(|| {
-                    Error::corrupt(format!("extent {i} makes the disk larger than 64 TiB"))
-                        .path(path)
-                        .structure("vmdk descriptor")
-                })?;
-            if line.access == Access::NoAccess {
-                return Err(Error::unsupported(format!("extent {i} is NOACCESS")).path(path));
+    let size = file.size();
+    let mut head = vec![0u8; size.min(sparse::HEADER_LEN as u64) as usize];
+    file.read_exact_at(0, &mut head).map_err(|e| e.path(path))?;
+    let layout = if head.starts_with(sparse::MAGIC) || head.starts_with(sparse::COWD_MAGIC) {
+        match sparse::capacity_and_descriptor(&head) {
+            // qemu: a sparse header of capacity 0 with a descriptor describes other extents.
+            Some((0, d)) if d != 0 => {
+                let at = d.saturating_mul(512);
+                let desc = read_descriptor(file.as_ref(), path, at, false)?;
+                descriptor_layout(desc, path, ctx)?
             }
-            let backend = match line.kind {
-                ExtentType::Zero => {
-                    extent_info.push(json!({"format": "ZERO", "virtual-size": len}));
-                    Backend::Zero
-                }
-                ExtentType::Flat | ExtentType::Vmfs | ExtentType::Sparse => {
-                    let name = line.file.as_deref().unwrap_or_default();
-                    let p = ctx.resolve(path, name, "extent file")?;
-                    let f = RawFile::open(&p).map_err(|e| {
-                        Error::new(e.kind(), format!("cannot open extent file {name:?}"))
-                            .path(path)
-                            .with_source(e)
-                    })?;
-                    actual += f.allocated_bytes();
-                    let f: Arc<dyn BlockDevice> = Arc::new(f);
-                    if line.kind == ExtentType::Sparse {
-                        let sp = SparseExtent::open(f, &p, &mut budget, gt_share)?;
-                        extent_info.push(extent_json(&p, "SPARSE", len, Some(&sp.header)));
-                        Backend::Sparse(Box::new(sp))
-                    } else {
-                        extent_info.push(extent_json(&p, line.kind.name(), len, None));
-                        Backend::Flat {
-                            file: f,
-                            offset: line.offset.checked_mul(512).ok_or_else(|| {
-                                Error::corrupt(format!("extent {i} offset overflows")).path(path)
-                            })?,
-                        }
-                    }
-                }
-                other => {
-                    return Err(Error::unsupported(format!(
-                        "vmdk {} extents are not read (extent {i})",
-                        other.name()
-                    ))
-                    .path(path))
-                }
-            };
-            extents.push(Extent {
-                start,
-                len,
-                backend,
-            });
-            start += len;
+            _ => monolithic_layout(file.clone(), path)?,
         }
-        (desc, extents)
+    } else {
+        let desc = read_descriptor(file.as_ref(), path, 0, true)?;
+        descriptor_layout(desc, path, ctx)?
     };
-    let size = extents.last().map_or(0, |e| e.start + e.len);
-    let parent = match (&desc.parent_hint, desc.has_parent() && ctx.follow_backing()) {
-        (Some(hint), true) => Some(ctx.open_backing(path, hint, None)?),
+    let Layout {
+        desc,
+        extents,
+        extent_info,
+        extra_allocated,
+    } = layout;
+    let disk_size = extents.last().map_or(0, |e| e.start + e.len);
+
+    let parent_img = match (&desc.parent_hint, desc.has_parent() && ctx.follow_backing()) {
+        (Some(hint), true) => {
+            let img = ctx.open_backing(path, hint, None)?;
+            if img.info().format != Format::Vmdk {
+                return Err(Error::unsupported(format!(
+                    "parent {hint:?} is a {} image; a vmdk delta's parent must be vmdk",
+                    img.info().format
+                ))
+                .path(path)
+                .structure("vmdk descriptor"));
+            }
+            Some(img)
+        }
         _ => None,
     };
-    let mut info = ImageInfo::new(path, Format::Vmdk, size, actual);
-    let first_sparse = extents.iter().find_map(|e| match &e.backend {
-        Backend::Sparse(s) => Some(&s.header),
-        _ => None,
+    let parent = parent_img.as_ref().map(|p| {
+        let parent_cid = p
+            .info()
+            .format_specific
+            .as_ref()
+            .and_then(|f| f.data.get("cid"))
+            .and_then(serde_json::Value::as_u64);
+        let refuse = match (desc.parent_cid, parent_cid) {
+            (Some(want), Some(have)) if u64::from(want) == have => None,
+            (want, have) => Some(format!(
+                "parentCID {} does not match the CID {} of parent {:?}: the parent changed \
+                 after this delta was made, so unallocated grains cannot be read from it",
+                want.map_or("(none)".into(), |c| format!("{c:08x}")),
+                have.map_or("(none)".into(), |c| format!("{c:08x}")),
+                p.info().filename
+            )),
+        };
+        Parent {
+            dev: p.device(),
+            refuse,
+            child: path.to_path_buf(),
+        }
     });
-    if let Some(h) = first_sparse {
-        info.cluster_size = Some(h.grain_bytes());
-        info.dirty = h.unclean_shutdown;
-        if h.compressed() {
-            info.compression_type = Some("deflate".into());
-        }
+
+    let sparse_headers: Vec<&SparseHeader> = extents
+        .iter()
+        .filter_map(|e| match &e.backend {
+            Backend::Sparse(s) => Some(&s.header),
+            _ => None,
+        })
+        .collect();
+    let compressed = sparse_headers.iter().any(|h| h.compressed());
+    let max_compressed_grain = sparse_headers
+        .iter()
+        .filter(|h| h.compressed())
+        .map(|h| h.grain_bytes())
+        .max()
+        .unwrap_or(0);
+
+    let mut info = ImageInfo::new(
+        path,
+        Format::Vmdk,
+        disk_size,
+        allocated.saturating_add(extra_allocated),
+    );
+    info.cluster_size = sparse_headers.first().map(|h| h.grain_bytes());
+    info.dirty = sparse_headers.iter().any(|h| h.unclean_shutdown);
+    if compressed {
+        info.compression_type = Some("deflate".into());
     }
-    info.subformat = desc.create_type.clone();
+    info.subformat = desc.create_type.clone().or_else(|| {
+        (!sparse_headers.is_empty()).then(|| {
+            if compressed {
+                "streamOptimized".to_string()
+            } else {
+                "monolithicSparse".to_string()
+            }
+        })
+    });
     if desc.has_parent() {
         info.backing_filename = desc.parent_hint.clone();
+        info.backing_format = Some("vmdk".into());
     }
-    if let Some(p) = &parent {
+    if let Some(p) = &parent_img {
         info.full_backing_filename = Some(p.info().filename.clone());
         info.backing = Some(Box::new(p.info().clone()));
     }
@@ -502,7 +212,7 @@ pub(crate) fn open(
     if let Some(pc) = desc.parent_cid {
         data.insert("parent-cid".into(), json!(pc));
     }
-    if let Some(ct) = &desc.create_type {
+    if let Some(ct) = &info.subformat {
         data.insert("create-type".into(), json!(ct));
     }
     data.insert("extents".into(), json!(extent_info));
@@ -512,49 +222,258 @@ pub(crate) fn open(
     });
     Ok(Image {
         device: Arc::new(Vmdk {
-            size,
+            size: disk_size,
             extents,
-            parent: parent.map(|p| p.device()),
+            parent,
+            caches: Caches::new(max_compressed_grain),
         }),
         info,
     })
 }
 
-fn extent_json(path: &Path, kind: &str, len: u64, h: Option<&SparseHeader>) -> serde_json::Value {
-    let mut v =
-        json!({"filename": path.display().to_string(), "format": kind, "virtual-size": len});
+/// A lone sparse file (monolithicSparse, streamOptimized): one extent, this file; its
+/// embedded descriptor only carries metadata (CID, parent).
+fn monolithic_layout(file: Arc<dyn BlockDevice>, path: &Path) -> Result<Layout> {
+    let mut budget = sparse::MAX_IMAGE_GD_ENTRIES;
+    let sp = SparseExtent::open(file.clone(), path, 0, &mut budget)?;
+    let desc = embedded_descriptor(file.as_ref(), &sp.header, path)?;
+    let len = sp.size();
+    Ok(Layout {
+        desc,
+        extent_info: vec![extent_json(Some(path), "SPARSE", len, Some(&sp.header))],
+        extents: vec![Extent {
+            start: 0,
+            len,
+            backend: Backend::Sparse(Box::new(sp)),
+        }],
+        extra_allocated: 0,
+    })
+}
+
+/// The keys of the descriptor embedded in a sparse file (extent lines are ignored).
+fn embedded_descriptor(
+    file: &dyn BlockDevice,
+    h: &SparseHeader,
+    path: &Path,
+) -> Result<Descriptor> {
+    if h.descriptor_offset == 0 || h.descriptor_size == 0 {
+        return Ok(Descriptor::default());
+    }
+    // descriptor_size * 512 <= 1 MiB (checked by sparse::parse).
+    let len = h.descriptor_size * 512;
+    let at = h.descriptor_offset.checked_mul(512);
+    let Some(at) = at.filter(|a| a.checked_add(len).is_some_and(|e| e <= file.size())) else {
+        return Err(Error::corrupt(format!(
+            "embedded descriptor at sector {} ({} sectors) runs past the end of the file",
+            h.descriptor_offset, h.descriptor_size
+        ))
+        .path(path)
+        .structure("vmdk sparse header")
+        .at(28));
+    };
+    let mut raw = vec![0u8; len as usize];
+    file.read_exact_at(at, &mut raw)
+        .map_err(|e| e.path(path).structure("vmdk descriptor").at(at))?;
+    Ok(descriptor::parse_keys(&String::from_utf8_lossy(&raw)))
+}
+
+/// Reads and parses a text descriptor starting at byte `at` of `file`, up to the end of the
+/// file (`whole`: the file is the descriptor and may not exceed 1 MiB) or 1 MiB.
+fn read_descriptor(
+    file: &dyn BlockDevice,
+    path: &Path,
+    at: u64,
+    whole: bool,
+) -> Result<Descriptor> {
+    let size = file.size();
+    let max = descriptor::MAX_DESCRIPTOR_BYTES;
+    if at >= size {
+        return Err(if whole {
+            Error::corrupt("an empty file is not a VMDK descriptor")
+                .path(path)
+                .structure("vmdk descriptor")
+        } else {
+            Error::corrupt("descriptor offset is past the end of the file")
+                .path(path)
+                .structure("vmdk sparse header")
+                .at(28)
+        });
+    }
+    let avail = size - at;
+    if whole && avail > max {
+        return Err(Error::corrupt(format!(
+            "descriptor file of {size} bytes is larger than {max} bytes"
+        ))
+        .path(path)
+        .structure("vmdk descriptor"));
+    }
+    let mut raw = vec![0u8; avail.min(max) as usize];
+    file.read_exact_at(at, &mut raw).map_err(|e| e.path(path))?;
+    let desc =
+        descriptor::parse(&String::from_utf8_lossy(&raw)).map_err(|e| e.path(path).at(at))?;
+    if desc.create_type.is_none() {
+        return Err(Error::corrupt(
+            "not a VMDK descriptor: no createType (and no KDMV sparse header)",
+        )
+        .path(path)
+        .structure("vmdk descriptor")
+        .at(at));
+    }
+    Ok(desc)
+}
+
+/// Opens the extents a descriptor lists, resolving names relative to `path`'s directory.
+fn descriptor_layout(desc: Descriptor, path: &Path, ctx: &Ctx<'_>) -> Result<Layout> {
+    const DESC: &str = "vmdk descriptor";
+    let mut extents = Vec::with_capacity(desc.extents.len());
+    let mut extent_info = Vec::with_capacity(desc.extents.len());
+    // Each extent file is opened once, and counted once towards the allocated size.
+    let mut files: HashMap<PathBuf, Arc<RawFile>> = HashMap::new();
+    let me = path.canonicalize().ok();
+    let mut counted: HashSet<PathBuf> = me.into_iter().collect();
+    let mut extra_allocated = 0u64;
+    let mut gd_budget = sparse::MAX_IMAGE_GD_ENTRIES;
+    let mut start = 0u64;
+    for (i, line) in desc.extents.iter().enumerate() {
+        let kind = line.kind.name();
+        if line.access == Access::NoAccess {
+            return Err(Error::unsupported(format!(
+                "extent {i} ({kind}) is NOACCESS; such extents are refused, not read as zeros"
+            ))
+            .path(path)
+            .structure(DESC));
+        }
+        let sectors_to_bytes = |s: u64, what: &str| {
+            s.checked_mul(512).ok_or_else(|| {
+                Error::corrupt(format!("extent {i}: {what} of {s} sectors overflows"))
+                    .path(path)
+                    .structure(DESC)
+            })
+        };
+        let mut open_file = |name: &str| -> Result<(PathBuf, Arc<RawFile>)> {
+            let p = ctx.resolve(path, name, "extent file")?;
+            if let Some(f) = files.get(&p) {
+                return Ok((p, f.clone()));
+            }
+            let f = Arc::new(RawFile::open(&p).map_err(|e| {
+                Error::new(e.kind(), format!("cannot open extent file {name:?}"))
+                    .path(path)
+                    .structure(DESC)
+                    .with_source(e)
+            })?);
+            if counted.insert(p.clone()) {
+                extra_allocated = extra_allocated.saturating_add(f.allocated_bytes());
+            }
+            files.insert(p.clone(), f.clone());
+            Ok((p, f))
+        };
+        let name = line.file.as_deref().unwrap_or_default();
+        let (len, backend) = match line.kind {
+            ExtentType::Zero => {
+                let len = sectors_to_bytes(line.sectors, "size")?;
+                extent_info.push(extent_json(None, kind, len, None));
+                (len, Backend::Zero)
+            }
+            ExtentType::Flat | ExtentType::Vmfs => {
+                let len = sectors_to_bytes(line.sectors, "size")?;
+                let offset = sectors_to_bytes(line.offset, "offset")?;
+                if offset.checked_add(len).is_none() {
+                    return Err(
+                        Error::corrupt(format!("extent {i}: offset plus size overflows"))
+                            .path(path)
+                            .structure(DESC),
+                    );
+                }
+                let (p, f) = open_file(name)?;
+                extent_info.push(extent_json(Some(&p), kind, len, None));
+                (len, Backend::Flat { file: f, offset })
+            }
+            ExtentType::Sparse => {
+                let (p, f) = open_file(name)?;
+                let sp = SparseExtent::open(f, &p, i as u64, &mut gd_budget)?;
+                // Like qemu: the header's capacity, not the descriptor's count, sizes it.
+                let len = sp.size();
+                extent_info.push(extent_json(Some(&p), kind, len, Some(&sp.header)));
+                (len, Backend::Sparse(Box::new(sp)))
+            }
+            ExtentType::VmfsSparse | ExtentType::SeSparse | ExtentType::VmfsRdm => {
+                return Err(Error::unsupported(format!(
+                    "vmdk {kind} extents are not read (extent {i}, {name:?})"
+                ))
+                .path(path)
+                .structure(DESC))
+            }
+        };
+        let end = start
+            .checked_add(len)
+            .filter(|&e| e <= MAX_DISK_BYTES)
+            .ok_or_else(|| {
+                Error::corrupt(format!(
+                    "extent {i} makes the disk larger than {MAX_DISK_BYTES} bytes (64 TiB)"
+                ))
+                .path(path)
+                .structure(DESC)
+            })?;
+        extents.push(Extent {
+            start,
+            len,
+            backend,
+        });
+        start = end;
+    }
+    Ok(Layout {
+        desc,
+        extents,
+        extent_info,
+        extra_allocated,
+    })
+}
+
+fn extent_json(
+    path: Option<&Path>,
+    kind: &str,
+    len: u64,
+    h: Option<&SparseHeader>,
+) -> serde_json::Value {
+    let mut v = json!({"format": kind, "virtual-size": len});
+    if let Some(p) = path {
+        v["filename"] = json!(p.display().to_string());
+    }
     if let Some(h) = h {
         v["cluster-size"] = json!(h.grain_bytes());
-        v["compressed"] = json!(h.compressed());
+        if h.compressed() {
+            v["compressed"] = json!(true);
+        }
     }
     v
 }
 
-fn embedded_descriptor(sp: &SparseExtent, path: &Path) -> Result<Descriptor> {
-    let h = &sp.header;
-    if h.descriptor_offset == 0 || h.descriptor_size == 0 {
-        return Ok(Descriptor::default());
-    }
-    let at = h.descriptor_offset.saturating_mul(512);
-    let len = h.descriptor_size * 512;
-    if at.checked_add(len).is_none_or(|e| e > sp.file.size()) {
-        return Err(
-            Error::corrupt("embedded descriptor runs past the end of the file")
-                .path(path)
-                .structure("vmdk descriptor")
-                .at(at),
-        );
-    }
-    let mut raw = vec![0u8; len as usize];
-    sp.file.read_exact_at(at, &mut raw)?;
-    let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-    descriptor::parse(&String::from_utf8_lossy(&raw[..end])).map_err(|e| e.path(path).at(at))
-}
-
 impl Vmdk {
-    /// Index of the extent holding guest offset `off` (which must be < size).
+    /// Index of the extent holding guest offset `off` (< size), skipping empty extents.
     fn extent_at(&self, off: u64) -> usize {
         self.extents.partition_point(|e| e.start + e.len <= off)
+    }
+
+    /// Calls `f(extent, offset inside it, guest offset, bytes)` for each piece of
+    /// `[offset, offset + total)` (already clipped to the disk).
+    fn for_each_piece(
+        &self,
+        offset: u64,
+        total: u64,
+        mut f: impl FnMut(&Extent, u64, u64, u64) -> Result<()>,
+    ) -> Result<()> {
+        let mut done = 0u64;
+        while done < total {
+            let pos = offset + done;
+            let Some(e) = self.extents.get(self.extent_at(pos)) else {
+                break;
+            };
+            let inner = pos - e.start;
+            let n = (e.len - inner).min(total - done);
+            f(e, inner, pos, n)?;
+            done += n;
+        }
+        Ok(())
     }
 }
 
@@ -565,51 +484,63 @@ impl BlockDevice for Vmdk {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
         let (offset, total) = clip(offset, buf.len() as u64, self.size);
-        let mut done = 0u64;
-        while done < total {
-            let pos = offset + done;
-            let i = self.extent_at(pos);
-            let Some(e) = self.extents.get(i) else { break };
-            let inner = pos - e.start;
-            let n = (e.len - inner).min(total - done);
-            let out = &mut buf[done as usize..(done + n) as usize];
+        self.for_each_piece(offset, total, |e, inner, pos, n| {
+            let at = (pos - offset) as usize;
+            let out = &mut buf[at..at + n as usize];
             match &e.backend {
                 Backend::Zero => out.fill(0),
-                Backend::Flat { file, offset } => {
-                    read_or_zero(file.as_ref(), offset.saturating_add(inner), out)?
-                }
+                // offset + len was checked at open, so offset + inner cannot overflow.
+                Backend::Flat { file, offset } => read_or_zero(file.as_ref(), offset + inner, out)?,
                 Backend::Sparse(s) => {
-                    let parent = self.parent.as_deref().map(|p| (p, e.start));
-                    s.read(inner, out, parent)?
+                    s.read(&self.caches, inner, out, e.start, self.parent.as_ref())?
                 }
             }
-            done += n;
-        }
+            Ok(())
+        })?;
         Ok(total as usize)
     }
 
     fn map(&self, offset: u64, len: u64) -> Result<Mapping> {
         let (offset, total) = clip(offset, len, self.size);
         let mut m = Mapping::new();
-        let mut done = 0u64;
-        while done < total {
-            let pos = offset + done;
-            let i = self.extent_at(pos);
-            let Some(e) = self.extents.get(i) else { break };
-            let inner = pos - e.start;
-            let n = (e.len - inner).min(total - done);
+        self.for_each_piece(offset, total, |e, inner, pos, n| {
             match &e.backend {
                 Backend::Zero => m.push(pos, n, ExtentKind::Zero),
                 Backend::Flat { .. } => m.push(pos, n, ExtentKind::Data),
-                Backend::Sparse(s) => {
-                    // Reads past a sparse extent's own capacity (descriptor says more) are zero.
-                    let cap = s.size().saturating_sub(inner).min(n);
-                    s.map(inner, cap, e.start, self.parent.as_deref(), &mut m)?;
-                    m.push(pos + cap, n - cap, ExtentKind::Zero);
-                }
+                Backend::Sparse(s) => s.map(
+                    &self.caches,
+                    inner,
+                    n,
+                    e.start,
+                    self.parent.as_ref(),
+                    &mut m,
+                )?,
             }
-            done += n;
-        }
+            Ok(())
+        })?;
         Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vmdk_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Vmdk>();
+    }
+
+    #[test]
+    fn extent_json_follows_qemu_keys() {
+        let mut h = sparse::parse(&sparse::tests::header(2048, 128)).expect("header");
+        let v = extent_json(Some(Path::new("/x/a.vmdk")), "SPARSE", 1 << 20, Some(&h));
+        assert_eq!(v["cluster-size"], 65536);
+        assert!(v.get("compressed").is_none());
+        h.compress_algorithm = 1;
+        let v = extent_json(None, "ZERO", 512, Some(&h));
+        assert_eq!(v["compressed"], true);
+        assert!(v.get("filename").is_none());
     }
 }
