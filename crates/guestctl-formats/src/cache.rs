@@ -107,7 +107,8 @@ impl ChunkCache {
     }
 }
 
-fn poisoned() -> Error {
+/// The error for a mutex poisoned by a panicking reader thread.
+pub(crate) fn poisoned() -> Error {
     Error::new(ErrorKind::Io, "a reader thread panicked (lock poisoned)")
 }
 

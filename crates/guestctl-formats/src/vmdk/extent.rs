@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use guestctl_block::{clip, BlockDevice, Error, ErrorKind, ExtentKind, Mapping, Result};
+use guestctl_block::{clip, BlockDevice, Error, ExtentKind, Mapping, Result};
 
 use super::sparse::{self, SparseHeader};
-use crate::cache::{read_or_zero, ChunkCache};
+use crate::cache::{poisoned, read_or_zero, ChunkCache};
 use crate::decompress::{decompress, Codec};
 
 /// Bytes of grain tables cached per image (all extents together).
@@ -53,10 +53,6 @@ struct GtInner {
     by_use: BTreeMap<u64, u64>,
     tick: u64,
     bytes: usize,
-}
-
-fn poisoned() -> Error {
-    Error::new(ErrorKind::Io, "a reader thread panicked (lock poisoned)")
 }
 
 fn table_cost(t: &[u32]) -> usize {
