@@ -298,3 +298,31 @@ impl Ctx<'_> {
         })
     }
 }
+
+/// The fuzz harness's body, shared by `fuzz/` and the regression tests that replay its crashes:
+/// open `data` as an image of `format` from memory (no backing files), map the first 256 MiB,
+/// and read where the map says data, plus a few odd reads. Errors are the expected outcome;
+/// panics, hangs and unbounded allocation are the bugs being looked for.
+#[doc(hidden)]
+pub fn fuzz_open_and_read(format: Format, data: &[u8]) {
+    let opts = OpenOptions {
+        format: Some(format),
+        follow_backing: false,
+        ..OpenOptions::default()
+    };
+    let dev = Arc::new(guestctl_block::MemoryDevice::new(data.to_vec()));
+    let Ok(img) = open_image_device(dev, Path::new("/nonexistent/fuzz.img"), &opts) else {
+        return;
+    };
+    let d = img.device();
+    let mut buf = vec![0u8; 1 << 20];
+    if let Ok(m) = d.map(0, d.size().min(256 << 20)) {
+        for e in m.iter().take(64) {
+            let n = e.len.min(buf.len() as u64) as usize;
+            let _ = d.read_exact_at(e.offset, &mut buf[..n]);
+        }
+    }
+    let _ = d.read_at(0, &mut buf[..4096]);
+    let _ = d.read_at(d.size().saturating_sub(777), &mut buf[..1000]);
+    let _ = d.read_at(d.size() / 2 + 1, &mut buf[..3]);
+}
