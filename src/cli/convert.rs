@@ -5,13 +5,20 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use clap::{Args, ValueEnum};
-use guestctl::convert::{convert_to_raw, RawOptions};
+use guestctl::convert::{convert_to_qcow2, convert_to_raw, Compression, Qcow2Options, RawOptions};
 
 use super::ImageOpts;
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 enum OutFormat {
     Raw,
+    Qcow2,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Codec {
+    Zlib,
+    Zstd,
 }
 
 #[derive(Args, Debug)]
@@ -23,6 +30,15 @@ pub struct ConvertArgs {
     /// Output format.
     #[arg(short = 'O', long = "output-format", value_enum)]
     output_format: OutFormat,
+    /// Compress qcow2 clusters (zlib by default, like `qemu-img convert -c`).
+    #[arg(short = 'c', long, value_enum, num_args = 0..=1, default_missing_value = "zlib", require_equals = true)]
+    compress: Option<Codec>,
+    /// Compression level (zlib 0-9, zstd 1-22).
+    #[arg(long)]
+    level: Option<i32>,
+    /// qcow2 cluster size in bytes (512 to 2097152, a power of two).
+    #[arg(long, default_value_t = 65536)]
+    cluster_size: u64,
     /// Overwrite an existing destination.
     #[arg(long)]
     force: bool,
@@ -49,7 +65,9 @@ pub struct ConvertArgs {
 pub fn run(a: ConvertArgs) -> anyhow::Result<()> {
     let img = guestctl::open_image(&a.src, &a.open.open_options())?;
     let dev = img.device();
-    let OutFormat::Raw = a.output_format;
+    if a.output_format == OutFormat::Raw && (a.compress.is_some() || a.level.is_some()) {
+        bail!("--compress and --level apply to -O qcow2 only");
+    }
     if a.dst.as_os_str().is_empty() {
         bail!("empty destination path");
     }
@@ -78,7 +96,22 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<()> {
             b.inc(n);
         }
     };
-    convert_to_raw(dev.as_ref(), &a.dst, &opts, &tick)?;
+    match a.output_format {
+        OutFormat::Raw => {
+            convert_to_raw(dev.as_ref(), &a.dst, &opts, &tick)?;
+        }
+        OutFormat::Qcow2 => {
+            let q = Qcow2Options {
+                cluster_size: a.cluster_size,
+                compression: a.compress.map(|c| match c {
+                    Codec::Zlib => Compression::Zlib,
+                    Codec::Zstd => Compression::Zstd,
+                }),
+                level: a.level,
+            };
+            convert_to_qcow2(dev.as_ref(), &a.dst, &opts, &q, &tick)?;
+        }
+    }
     if let Some(b) = bar {
         b.finish_and_clear();
     }

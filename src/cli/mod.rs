@@ -32,7 +32,7 @@ struct Cli {
 enum Command {
     /// Show an image's format, sizes, features and backing chain (like `qemu-img info`).
     Info(info::InfoArgs),
-    /// Convert an image to another format (today: an exact, sparse raw export).
+    /// Convert an image to raw (sparse) or qcow2 (optionally compressed); chains are flattened.
     Convert(convert::ConvertArgs),
 }
 

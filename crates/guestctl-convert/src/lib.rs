@@ -21,6 +21,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use guestctl_block::{is_zero, AlignedBuf, BlockDevice, Error, ErrorKind, ExtentKind, Result};
 use rayon::prelude::*;
 
+mod qcow2w;
+pub use qcow2w::{Compression, Qcow2Options};
+
 /// Bytes one worker reads and writes at a time.
 pub const CHUNK: u64 = 4 << 20;
 /// Guest bytes planned (mapped) at a time, bounding the plan's memory.
@@ -104,16 +107,7 @@ pub fn convert_to_raw(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Stats> {
     check_destination(dst, opts.force, &opts.source_files)?;
-    let dir = parent_dir(dst);
-    let name = dst
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".part")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(e, "cannot create the temporary output file").path(dir))?;
+    let tmp = temp_output(dst)?;
     let size = src.size();
     tmp.as_file()
         .set_len(size)
@@ -180,6 +174,53 @@ pub fn convert_to_raw(
         written,
         skipped: size - written,
     })
+}
+
+/// A temporary file beside `dst` (`.NAME.XXXX.part`), removed if dropped unfinished.
+fn temp_output(dst: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = parent_dir(dst);
+    let name = dst
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".part")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(e, "cannot create the temporary output file").path(dir))
+}
+
+/// Syncs (if asked) and renames the finished temporary file to `dst`.
+fn finish(tmp: tempfile::NamedTempFile, dst: &Path, sync: bool) -> Result<()> {
+    if sync {
+        tmp.as_file()
+            .sync_data()
+            .map_err(|e| Error::io(e, "cannot flush the output file").path(tmp.path()))?;
+    }
+    tmp.persist(dst).map_err(|e| {
+        Error::io(e.error, "cannot rename the finished output into place").path(dst)
+    })?;
+    Ok(())
+}
+
+/// Writes `src` as a qcow2 v3 image `dst` (flattened: no backing file), under the same
+/// temporary-name and destination rules as [`convert_to_raw`].
+pub fn convert_to_qcow2(
+    src: &dyn BlockDevice,
+    dst: &Path,
+    opts: &RawOptions,
+    qopts: &Qcow2Options,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<()> {
+    check_destination(dst, opts.force, &opts.source_files)?;
+    let tmp = temp_output(dst)?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads)
+        .build()
+        .map_err(|e| Error::new(ErrorKind::Io, "cannot start worker threads").with_source(e))?;
+    let path = tmp.path().to_path_buf();
+    pool.install(|| qcow2w::write_qcow2(src, tmp.as_file(), &path, qopts, progress))?;
+    finish(tmp, dst, opts.sync)
 }
 
 fn write_all_at(f: &File, buf: &[u8], off: u64, path: &Path) -> Result<()> {

@@ -1,0 +1,243 @@
+//! A qcow2 v3 writer: data clusters appended in guest order (zero/unallocated clusters are
+//! never written), optional zlib or zstd compression done in parallel by rayon, then the L2
+//! tables, refcount blocks and refcount table appended, and the header and L1 table written
+//! last at the front. The result needs no repair: `qemu-img check` finds no errors or leaks.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use guestctl_block::{is_zero, AlignedBuf, BlockDevice, Error, ErrorKind, ExtentKind, Result};
+use rayon::prelude::*;
+
+/// Compression of written clusters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Raw deflate (qcow2 `compression_type=zlib`).
+    Zlib,
+    /// zstd (`compression_type=zstd`).
+    Zstd,
+}
+
+/// Options for [`write_qcow2`].
+#[derive(Debug, Clone)]
+pub struct Qcow2Options {
+    /// Cluster size in bytes (power of two, 512 B..=2 MiB).
+    pub cluster_size: u64,
+    /// Compress clusters (each one is stored plain when compression does not gain a sector).
+    pub compression: Option<Compression>,
+    /// Compression level (None: the codec's default).
+    pub level: Option<i32>,
+}
+
+impl Default for Qcow2Options {
+    fn default() -> Self {
+        Qcow2Options {
+            cluster_size: 65536,
+            compression: None,
+            level: None,
+        }
+    }
+}
+
+/// Clusters handed to the workers at a time (bounds memory: BATCH × cluster size × 2).
+const BATCH: usize = 256;
+
+enum Cluster {
+    Skip,
+    Plain(Vec<u8>),
+    Compressed(Vec<u8>),
+}
+
+fn compress(c: Compression, level: Option<i32>, data: &[u8]) -> Option<Vec<u8>> {
+    let out = match c {
+        Compression::Zlib => {
+            let lvl = flate2::Compression::new(level.unwrap_or(6).clamp(0, 9) as u32);
+            let mut e = flate2::write::DeflateEncoder::new(Vec::with_capacity(data.len()), lvl);
+            e.write_all(data).ok()?;
+            e.finish().ok()?
+        }
+        Compression::Zstd => zstd::bulk::compress(data, level.unwrap_or(3)).ok()?,
+    };
+    // Worth it only when it saves at least one sector.
+    (out.len() + 512 <= data.len()).then_some(out)
+}
+
+/// Writes `src` as a qcow2 v3 image to the already created `out` (positional writes).
+/// `progress` gets guest bytes done.
+pub fn write_qcow2(
+    src: &dyn BlockDevice,
+    out: &File,
+    out_path: &Path,
+    opts: &Qcow2Options,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<()> {
+    let cs = opts.cluster_size;
+    if !cs.is_power_of_two() || !(512..=2 << 20).contains(&cs) {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("cluster size {cs} is not a power of two from 512 to 2097152"),
+        ));
+    }
+    let bits = cs.trailing_zeros();
+    let size = src.size();
+    let l2_entries = cs / 8;
+    let per_l1 = l2_entries * cs;
+    let l1_size = size.div_ceil(per_l1).max(1);
+    let l1_clusters = (l1_size * 8).div_ceil(cs);
+    let wr = |buf: &[u8], off: u64| {
+        out.write_all_at(buf, off)
+            .map_err(|e| Error::io(e, "write failed").path(out_path).at(off))
+    };
+    // Cluster 0: header; then the L1 table; data follows.
+    let mut next = (1 + l1_clusters) * cs;
+    let mut l1: Vec<u64> = vec![0; l1_size as usize];
+    let mut l2: std::collections::BTreeMap<u64, Vec<u64>> = std::collections::BTreeMap::new();
+    // Host cluster index -> references (compressed clusters share host clusters).
+    let mut refs: std::collections::BTreeMap<u64, u16> = std::collections::BTreeMap::new();
+    let mut cpos = 0u64; // byte position for packing compressed data (0: none open)
+    let n_clusters = size.div_ceil(cs);
+    let mut first = 0u64;
+    while first < n_clusters {
+        let last = (first + BATCH as u64).min(n_clusters);
+        let map = src.map(first * cs, (last - first) * cs)?;
+        let kinds: Vec<(u64, bool)> = (first..last)
+            .map(|c| {
+                let (o, e) = (c * cs, ((c + 1) * cs).min(size));
+                let data = map
+                    .iter()
+                    .any(|x| x.kind == ExtentKind::Data && x.offset < e && x.end() > o);
+                (c, data)
+            })
+            .collect();
+        let results: Vec<Result<(u64, Cluster)>> = kinds
+            .par_iter()
+            .map(|&(c, data)| {
+                if !data {
+                    return Ok((c, Cluster::Skip));
+                }
+                let o = c * cs;
+                let n = cs.min(size - o) as usize;
+                let mut buf = AlignedBuf::new(cs as usize);
+                src.read_exact_at(o, &mut buf[..n])?;
+                if is_zero(&buf) {
+                    return Ok((c, Cluster::Skip));
+                }
+                Ok(
+                    match opts.compression.and_then(|k| compress(k, opts.level, &buf)) {
+                        Some(z) => (c, Cluster::Compressed(z)),
+                        None => (c, Cluster::Plain(buf.to_vec())),
+                    },
+                )
+            })
+            .collect();
+        for r in results {
+            let (c, cl) = r?;
+            let (l1i, l2i) = (
+                (c * cs / per_l1) as usize,
+                ((c * cs % per_l1) / cs) as usize,
+            );
+            let entry = match cl {
+                Cluster::Skip => continue,
+                Cluster::Plain(buf) => {
+                    cpos = 0; // plain clusters start after any packed compressed data
+                    let at = next;
+                    wr(&buf, at)?;
+                    refs.insert(at / cs, 1);
+                    next += cs;
+                    at | (1 << 63)
+                }
+                Cluster::Compressed(z) => {
+                    // Packed back to back, sector aligned, crossing host clusters like qemu;
+                    // every host cluster touched counts one reference per compressed cluster.
+                    let len = z.len() as u64;
+                    if cpos == 0 {
+                        cpos = next;
+                    }
+                    let at = cpos;
+                    wr(&z, at)?;
+                    for hc in at / cs..=(at + len - 1) / cs {
+                        *refs.entry(hc).or_insert(0) += 1;
+                    }
+                    cpos = (at + len).div_ceil(512) * 512;
+                    next = next.max(cpos.div_ceil(cs) * cs);
+                    let x = 62 - (bits - 8);
+                    let sectors = (at + len - 1) / 512 - at / 512 + 1;
+                    (1 << 62) | ((sectors - 1) << x) | at
+                }
+            };
+            l2.entry(l1i as u64)
+                .or_insert_with(|| vec![0; l2_entries as usize])[l2i] = entry;
+        }
+        progress((last - first) * cs);
+        first = last;
+    }
+    // L2 tables.
+    for (i, t) in &l2 {
+        let at = next;
+        let bytes: Vec<u8> = t.iter().flat_map(|e| e.to_be_bytes()).collect();
+        wr(&bytes, at)?;
+        refs.insert(at / cs, 1);
+        l1[*i as usize] = at | (1 << 63);
+        next += cs;
+    }
+    // Refcounts (16-bit): blocks and table must count themselves too.
+    let per_block = cs / 2;
+    let base = next / cs; // clusters used so far (header, L1, data, L2)
+    let (mut rb, mut rt) = (1u64, 1u64);
+    loop {
+        let total = base + rb + rt;
+        let (nrb, nrt) = (
+            total.div_ceil(per_block),
+            (total.div_ceil(per_block) * 8).div_ceil(cs),
+        );
+        if (nrb, nrt) == (rb, rt) {
+            break;
+        }
+        (rb, rt) = (nrb.max(rb), nrt.max(rt));
+    }
+    let rb_start = next / cs;
+    let rt_start = rb_start + rb;
+    for c in 0..1 + l1_clusters {
+        refs.insert(c, 1);
+    }
+    for c in rb_start..rt_start + rt {
+        refs.insert(c, 1);
+    }
+    let mut table = vec![0u8; (rt * cs) as usize];
+    for b in 0..rb {
+        let mut block = vec![0u8; cs as usize];
+        for (&c, &n) in refs.range(b * per_block..(b + 1) * per_block) {
+            let i = ((c - b * per_block) * 2) as usize;
+            block[i..i + 2].copy_from_slice(&n.to_be_bytes());
+        }
+        let at = (rb_start + b) * cs;
+        wr(&block, at)?;
+        table[(b * 8) as usize..(b * 8 + 8) as usize].copy_from_slice(&at.to_be_bytes());
+    }
+    wr(&table, rt_start * cs)?;
+    let end = (rt_start + rt) * cs;
+    out.set_len(end)
+        .map_err(|e| Error::io(e, "cannot size the output").path(out_path))?;
+    // L1 table and header last.
+    let l1b: Vec<u8> = l1.iter().flat_map(|e| e.to_be_bytes()).collect();
+    wr(&l1b, cs)?;
+    let mut h = vec![0u8; 112];
+    h[0..4].copy_from_slice(b"QFI\xfb");
+    h[4..8].copy_from_slice(&3u32.to_be_bytes());
+    h[20..24].copy_from_slice(&bits.to_be_bytes());
+    h[24..32].copy_from_slice(&size.to_be_bytes());
+    h[36..40].copy_from_slice(&(l1_size as u32).to_be_bytes());
+    h[40..48].copy_from_slice(&cs.to_be_bytes());
+    h[48..56].copy_from_slice(&(rt_start * cs).to_be_bytes());
+    h[56..60].copy_from_slice(&(rt as u32).to_be_bytes());
+    let zstd = opts.compression == Some(Compression::Zstd);
+    h[72..80].copy_from_slice(&(if zstd { 1u64 << 3 } else { 0 }).to_be_bytes());
+    h[96..100].copy_from_slice(&4u32.to_be_bytes());
+    h[100..104].copy_from_slice(&112u32.to_be_bytes());
+    h[104] = u8::from(zstd);
+    h.extend_from_slice(&[0u8; 8]); // end of header extensions
+    wr(&h, 0)?;
+    Ok(())
+}
