@@ -41,8 +41,9 @@ impl Default for Qcow2Options {
     }
 }
 
-/// Clusters handed to the workers at a time (bounds memory: BATCH × cluster size × 2).
-const BATCH: usize = 256;
+/// Guest bytes handed to the workers at a time: bounds memory to about twice this (the
+/// clusters read plus their compressed copies), whatever the cluster size.
+const BATCH_BYTES: u64 = 32 << 20;
 
 enum Cluster {
     Skip,
@@ -100,7 +101,7 @@ pub fn write_qcow2(
     let n_clusters = size.div_ceil(cs);
     let mut first = 0u64;
     while first < n_clusters {
-        let last = (first + BATCH as u64).min(n_clusters);
+        let last = (first + (BATCH_BYTES / cs).max(1)).min(n_clusters);
         let map = src.map(first * cs, (last - first) * cs)?;
         let kinds: Vec<(u64, bool)> = (first..last)
             .map(|c| {
