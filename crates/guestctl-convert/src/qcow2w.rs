@@ -47,7 +47,8 @@ const BATCH_BYTES: u64 = 32 << 20;
 
 enum Cluster {
     Skip,
-    Plain(Vec<u8>),
+    /// Plain data, left in the batch buffer.
+    Plain,
     Compressed(Vec<u8>),
 }
 
@@ -99,57 +100,74 @@ pub fn write_qcow2(
     let mut refs: std::collections::BTreeMap<u64, u16> = std::collections::BTreeMap::new();
     let mut cpos = 0u64; // byte position for packing compressed data (0: none open)
     let n_clusters = size.div_ceil(cs);
+    let per_batch = (BATCH_BYTES / cs).max(1);
+    // One page-aligned buffer, reused: workers read into disjoint clusters of it and plain
+    // runs are written straight from it.
+    let mut batch = AlignedBuf::new((per_batch * cs) as usize);
     let mut first = 0u64;
     while first < n_clusters {
-        let last = (first + (BATCH_BYTES / cs).max(1)).min(n_clusters);
+        let last = (first + per_batch).min(n_clusters);
         let map = src.map(first * cs, (last - first) * cs)?;
-        let kinds: Vec<(u64, bool)> = (first..last)
-            .map(|c| {
-                let (o, e) = (c * cs, ((c + 1) * cs).min(size));
-                let data = map
-                    .iter()
-                    .any(|x| x.kind == ExtentKind::Data && x.offset < e && x.end() > o);
-                (c, data)
-            })
-            .collect();
-        let results: Vec<Result<(u64, Cluster)>> = kinds
-            .par_iter()
-            .map(|&(c, data)| {
-                if !data {
-                    return Ok((c, Cluster::Skip));
+        let has_data = |c: u64| {
+            let (o, e) = (c * cs, ((c + 1) * cs).min(size));
+            map.iter()
+                .any(|x| x.kind == ExtentKind::Data && x.offset < e && x.end() > o)
+        };
+        let area = &mut batch[..((last - first) * cs) as usize];
+        let results: Vec<Result<Cluster>> = area
+            .par_chunks_mut(cs as usize)
+            .enumerate()
+            .map(|(i, chunk)| {
+                let c = first + i as u64;
+                if !has_data(c) {
+                    return Ok(Cluster::Skip);
                 }
                 let o = c * cs;
                 let n = cs.min(size - o) as usize;
-                let mut buf = AlignedBuf::new(cs as usize);
-                src.read_exact_at(o, &mut buf[..n])?;
-                if is_zero(&buf) {
-                    return Ok((c, Cluster::Skip));
+                src.read_exact_at(o, &mut chunk[..n])?;
+                chunk[n..].fill(0);
+                if is_zero(chunk) {
+                    return Ok(Cluster::Skip);
                 }
                 Ok(
-                    match opts.compression.and_then(|k| compress(k, opts.level, &buf)) {
-                        Some(z) => (c, Cluster::Compressed(z)),
-                        None => (c, Cluster::Plain(buf.to_vec())),
+                    match opts
+                        .compression
+                        .and_then(|k| compress(k, opts.level, chunk))
+                    {
+                        Some(z) => Cluster::Compressed(z),
+                        None => Cluster::Plain,
                     },
                 )
             })
             .collect();
-        for r in results {
-            let (c, cl) = r?;
-            let (l1i, l2i) = (
-                (c * cs / per_l1) as usize,
-                ((c * cs % per_l1) / cs) as usize,
-            );
-            let entry = match cl {
-                Cluster::Skip => continue,
-                Cluster::Plain(buf) => {
+        // Write in guest order; consecutive plain clusters go out as one write.
+        let mut run: Option<(usize, u64)> = None; // (first index in batch, host offset)
+        let flush = |run: &mut Option<(usize, u64)>, upto: usize| -> Result<()> {
+            if let Some((i0, at)) = run.take() {
+                wr(&batch[i0 * cs as usize..upto * cs as usize], at)?;
+            }
+            Ok(())
+        };
+        for (i, r) in results.into_iter().enumerate() {
+            let c = first + i as u64;
+            let (l1i, l2i) = (c * cs / per_l1, ((c * cs % per_l1) / cs) as usize);
+            let entry = match r? {
+                Cluster::Skip => {
+                    flush(&mut run, i)?;
+                    continue;
+                }
+                Cluster::Plain => {
                     cpos = 0; // plain clusters start after any packed compressed data
                     let at = next;
-                    wr(&buf, at)?;
+                    if run.is_none() {
+                        run = Some((i, at));
+                    }
                     refs.insert(at / cs, 1);
                     next += cs;
                     at | (1 << 63)
                 }
                 Cluster::Compressed(z) => {
+                    flush(&mut run, i)?;
                     // Packed back to back, sector aligned, crossing host clusters like qemu;
                     // every host cluster touched counts one reference per compressed cluster.
                     let len = z.len() as u64;
@@ -168,9 +186,10 @@ pub fn write_qcow2(
                     (1 << 62) | ((sectors - 1) << x) | at
                 }
             };
-            l2.entry(l1i as u64)
+            l2.entry(l1i)
                 .or_insert_with(|| vec![0; l2_entries as usize])[l2i] = entry;
         }
+        flush(&mut run, (last - first) as usize)?;
         progress((last - first) * cs);
         first = last;
     }

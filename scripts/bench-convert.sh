@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Conversion benchmark: guestctl vs qemu-img (with its best options, -m 8 -W), same images,
+# same run, best of N, as ratios; every output is checked with `qemu-img compare`.
+# Usage: scripts/bench-convert.sh [RUNS]   (default 3; images from scripts/bench-data.sh)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-3}
+cargo build --release -q
+g=$PWD/target/release/guestctl
+data=$(scripts/bench-data.sh)
+out=$(mktemp -d "$data/out.XXXX")
+trap 'rm -rf "$out"' EXIT
+# A backing chain for the flatten case: disk.raw <- mid (1 GiB of writes spread) <- top.
+if [ ! -f "$data/chain-top.qcow2" ]; then
+  qemu-img create -q -f qcow2 -b plain.qcow2 -F qcow2 "$data/chain-mid.qcow2"
+  qemu-io -f qcow2 -c "write -P 0x5a 100M 64M" -c "write -z 300M 32M" "$data/chain-mid.qcow2" >/dev/null
+  qemu-img create -q -f qcow2 -b chain-mid.qcow2 -F qcow2 "$data/chain-top.qcow2"
+  qemu-io -f qcow2 -c "write -P 0xa5 120M 8M" -c "write -P 0x33 900M 16M" "$data/chain-top.qcow2" >/dev/null
+fi
+best() { # best wall time of $runs runs; peak RSS (KB) of the last run in $out/rss
+  local b="" t
+  for _ in $(seq "$runs"); do
+    rm -f "$out/o"
+    /usr/bin/time -o "$out/t" -f '%e %M' "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; exit 1; }
+    t=$(tail -1 "$out/t")
+    echo "${t#* }" > "$out/rss"; t=${t% *}
+    if [ -z "$b" ] || [ "$(echo "$t < $b" | bc -l)" = 1 ]; then b=$t; fi
+  done
+  printf '%s' "$b"
+}
+printf '%-28s %10s %10s %7s %12s\n' case qemu-img guestctl ratio guestctl-RSS
+row() { # name, src, qemu-img args..., --, guestctl args...
+  local name=$1 src=$2; shift 2
+  local qa=() ga=()
+  while [ "$1" != "--" ]; do qa+=("$1"); shift; done; shift
+  ga=("$@")
+  local q gt grss
+  q=$(best qemu-img convert -m 8 -W "${qa[@]}" "$src" "$out/o")
+  gt=$(best "$g" convert --no-progress --force "$src" "$out/o" "${ga[@]}"); grss=$(cat "$out/rss")
+  qemu-img compare -q "$src" "$out/o" || { echo "MISMATCH in $name" >&2; exit 1; }
+  printf '%-28s %9ss %9ss %7.2f %9s MB\n' "$name" "$q" "$gt" "$(echo "$gt / $q" | bc -l)" "$((grss / 1024))"
+}
+row "qcow2(zlib) -> raw" "$data/zlib.qcow2" -O raw -- -O raw
+row "raw -> qcow2" "$data/disk.raw" -O qcow2 -- -O qcow2
+row "raw -> qcow2 zlib" "$data/disk.raw" -c -O qcow2 -- -O qcow2 -c
+row "raw -> qcow2 zstd" "$data/disk.raw" -c -O qcow2 -o compression_type=zstd -- -O qcow2 --compress=zstd
+row "vmdk stream -> qcow2" "$data/stream.vmdk" -O qcow2 -- -O qcow2
+row "qcow2 chain -> flat qcow2" "$data/chain-top.qcow2" -O qcow2 -- -O qcow2
+echo "(ratio = guestctl / qemu-img wall time, best of $runs; $(nproc) cores; outputs verified with qemu-img compare)"
