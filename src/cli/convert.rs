@@ -39,6 +39,10 @@ pub struct ConvertArgs {
     /// qcow2 cluster size in bytes (512 to 2097152, a power of two).
     #[arg(long, default_value_t = 65536)]
     cluster_size: u64,
+    /// After writing, re-read the output through guestctl's own reader and compare it with
+    /// the source byte for byte (zero ranges both sides agree on are skipped).
+    #[arg(long)]
+    verify: bool,
     /// Overwrite an existing destination.
     #[arg(long)]
     force: bool,
@@ -114,6 +118,28 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<()> {
     }
     if let Some(b) = bar {
         b.finish_and_clear();
+    }
+    if a.verify {
+        let format = match a.output_format {
+            OutFormat::Raw => guestctl::Format::Raw,
+            OutFormat::Qcow2 => guestctl::Format::Qcow2,
+        };
+        let out = guestctl::open_image(
+            &a.dst,
+            &guestctl::OpenOptions {
+                format: Some(format),
+                follow_backing: false,
+                ..guestctl::OpenOptions::default()
+            },
+        )?;
+        if let Some(off) = guestctl::convert::first_difference(dev.as_ref(), out.device().as_ref())?
+        {
+            bail!(
+                "verification failed: {} differs from {} at guest offset {off:#x}",
+                a.dst.display(),
+                a.src.display()
+            );
+        }
     }
     Ok(())
 }

@@ -223,6 +223,55 @@ pub fn convert_to_qcow2(
     finish(tmp, dst, opts.sync)
 }
 
+/// Compares two devices byte for byte (in parallel 4 MiB chunks), skipping ranges both
+/// maps say read as zero. Returns the first differing offset, if any.
+pub fn first_difference(a: &dyn BlockDevice, b: &dyn BlockDevice) -> Result<Option<u64>> {
+    if a.size() != b.size() {
+        return Ok(Some(a.size().min(b.size())));
+    }
+    let size = a.size();
+    let mut start = 0u64;
+    while start < size {
+        let wlen = WINDOW.min(size - start);
+        let (ma, mb) = (a.map(start, wlen)?, b.map(start, wlen)?);
+        let zero_in = |m: &guestctl_block::Mapping, o: u64, e: u64| {
+            m.iter()
+                .filter(|x| x.kind.reads_as_zero())
+                .any(|x| x.offset <= o && x.end() >= e)
+        };
+        let chunks: Vec<u64> = (start..start + wlen).step_by(CHUNK as usize).collect();
+        let diffs: Vec<Option<u64>> = chunks
+            .par_iter()
+            .map_init(
+                || {
+                    (
+                        AlignedBuf::new(CHUNK as usize),
+                        AlignedBuf::new(CHUNK as usize),
+                    )
+                },
+                |(ba, bb), &o| -> Result<Option<u64>> {
+                    let n = CHUNK.min(start + wlen - o);
+                    if zero_in(&ma, o, o + n) && zero_in(&mb, o, o + n) {
+                        return Ok(None);
+                    }
+                    let (x, y) = (&mut ba[..n as usize], &mut bb[..n as usize]);
+                    a.read_exact_at(o, x)?;
+                    b.read_exact_at(o, y)?;
+                    Ok(x.iter()
+                        .zip(y.iter())
+                        .position(|(p, q)| p != q)
+                        .map(|i| o + i as u64))
+                },
+            )
+            .collect::<Result<_>>()?;
+        if let Some(d) = diffs.into_iter().flatten().min() {
+            return Ok(Some(d));
+        }
+        start += wlen;
+    }
+    Ok(None)
+}
+
 fn write_all_at(f: &File, buf: &[u8], off: u64, path: &Path) -> Result<()> {
     f.write_all_at(buf, off)
         .map_err(|e| Error::io(e, "write failed").path(path).at(off))
@@ -247,6 +296,27 @@ mod tests {
                                                    // No leftovers, and refusing to overwrite.
         assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1);
         assert!(convert_to_raw(&dev, &dst, &RawOptions::default(), &|_| {}).is_err());
+    }
+
+    #[test]
+    fn first_difference_finds_the_first_differing_byte() {
+        let a = vec![0u8; 9 << 20];
+        let mut b = a.clone();
+        assert_eq!(
+            first_difference(&MemoryDevice::new(a.clone()), &MemoryDevice::new(b.clone()))
+                .expect("cmp"),
+            None
+        );
+        b[(5 << 20) + 3] = 1;
+        b[(8 << 20) + 7] = 1;
+        let d =
+            first_difference(&MemoryDevice::new(a.clone()), &MemoryDevice::new(b)).expect("cmp");
+        assert_eq!(d, Some((5 << 20) + 3));
+        let shorter = MemoryDevice::new(vec![0u8; 100]);
+        assert_eq!(
+            first_difference(&MemoryDevice::new(a), &shorter).expect("cmp"),
+            Some(100)
+        );
     }
 
     #[test]
