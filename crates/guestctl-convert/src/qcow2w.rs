@@ -108,18 +108,19 @@ pub fn write_qcow2(
     while first < n_clusters {
         let last = (first + per_batch).min(n_clusters);
         let map = src.map(first * cs, (last - first) * cs)?;
-        let has_data = |c: u64| {
-            let (o, e) = (c * cs, ((c + 1) * cs).min(size));
-            map.iter()
-                .any(|x| x.kind == ExtentKind::Data && x.offset < e && x.end() > o)
-        };
+        // One pass over the map marks the clusters that hold any data.
+        let mut has_data = vec![false; (last - first) as usize];
+        for x in map.iter().filter(|x| x.kind == ExtentKind::Data) {
+            let (c0, c1) = (x.offset / cs - first, (x.end() - 1) / cs - first);
+            has_data[c0 as usize..=c1 as usize].fill(true);
+        }
         let area = &mut batch[..((last - first) * cs) as usize];
         let results: Vec<Result<Cluster>> = area
             .par_chunks_mut(cs as usize)
             .enumerate()
             .map(|(i, chunk)| {
                 let c = first + i as u64;
-                if !has_data(c) {
+                if !has_data[i] {
                     return Ok(Cluster::Skip);
                 }
                 let o = c * cs;
