@@ -78,10 +78,9 @@ pub(crate) fn open(
 
 impl Qcow2 {
     fn info(&self, allocated: u64) -> ImageInfo {
-        let q = self;
-        let h = &q.header;
+        let h = &self.header;
         let mut info = ImageInfo::new(
-            &q.path,
+            &self.path,
             Format::Qcow2,
             h.size,
             // Like qemu-img: the image file only, not its data file.
