@@ -1,0 +1,4 @@
+//! ext2, ext3 and ext4, read-only, with JBD2 journal replay in memory.
+
+#[doc(hidden)]
+pub mod journal;
