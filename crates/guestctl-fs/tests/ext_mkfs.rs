@@ -31,6 +31,10 @@ fn check_sized(kind: &str, opts: &[&str], size: &str) {
         ours.remove(b"sparse/holes.bin".as_slice());
     }
     assert_same(&ours, &want, &format!("mkfs.{kind} {opts:?}"));
+    let want_x = oracle_xattrs(&src);
+    assert!(want_x.len() >= 4, "the tree has xattrs: {want_x:?}");
+    let ours_x = our_xattrs(&fs, want.keys().cloned());
+    assert_eq!(ours_x, want_x, "xattrs of mkfs.{kind} {opts:?}");
     let info = fs.info();
     assert!(info.notes.is_empty(), "{:?}", info.notes);
 }

@@ -113,6 +113,10 @@ pub fn build_tree(root: &Path, big_dir_entries: usize) {
     write(&root.join("xattr/big"), b"y");
     let big = "v".repeat(700);
     run("setfattr", &["-n", "user.big", "-v", &big, root.join("xattr/big").to_str().expect("u")]);
+    write(&root.join("xattr/acl"), b"z");
+    run("setfacl", &["-m", "u:1000:r,g:2000:rw", root.join("xattr/acl").to_str().expect("u")]);
+    std::fs::create_dir_all(root.join("xattr/acldir")).expect("mkdir");
+    run("setfacl", &["-d", "-m", "u:1000:rx", root.join("xattr/acldir").to_str().expect("u")]);
     run("touch", &["-h", "-d", "2001-02-03 04:05:06.123456789", root.join("sizes/f1").to_str().expect("u")]);
     run("touch", &["-h", "-d", "1965-01-01 00:00:00", root.join("sizes/f0").to_str().expect("u")]);
     if is_root() {
@@ -298,4 +302,58 @@ pub fn assert_same(ours: &BTreeMap<Vec<u8>, Rec>, want: &BTreeMap<Vec<u8>, Rec>,
         }
     }
     assert!(diffs.is_empty(), "{what}: {} differences:\n{}", diffs.len(), diffs[..diffs.len().min(20)].join("\n"));
+}
+
+/// The oracle for xattrs: `getfattr -R -d -m - -e hex` over the source tree, path → sorted
+/// (name, value) pairs.
+pub fn oracle_xattrs(root: &Path) -> BTreeMap<Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>> {
+    let out = Command::new("getfattr")
+        .args(["-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names"])
+        .arg(root)
+        .output()
+        .expect("getfattr (apt-get install attr)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let prefix = format!("{}/", root.display());
+    let mut m: BTreeMap<Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>> = BTreeMap::new();
+    let mut cur: Option<Vec<u8>> = None;
+    for line in text.lines() {
+        if let Some(p) = line.strip_prefix("# file: ") {
+            cur = p.strip_prefix(&prefix).map(|s| s.as_bytes().to_vec());
+        } else if let (Some(c), Some((k, v))) = (&cur, line.split_once('=')) {
+            let hex = v.strip_prefix("0x").unwrap_or("");
+            let bytes = (0..hex.len() / 2)
+                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
+                .collect();
+            m.entry(c.clone()).or_default().push((k.as_bytes().to_vec(), bytes));
+        } else if let (Some(c), false) = (&cur, line.is_empty()) {
+            // A name without a value (getfattr prints empty values as `name=""`... or bare).
+            m.entry(c.clone()).or_default().push((line.as_bytes().to_vec(), Vec::new()));
+        }
+    }
+    for v in m.values_mut() {
+        v.sort();
+    }
+    m
+}
+
+/// Our xattrs for every path of `paths`, in the same shape as [`oracle_xattrs`] (paths with
+/// no attributes left out).
+pub fn our_xattrs(fs: &dyn Filesystem, paths: impl Iterator<Item = Vec<u8>>) -> BTreeMap<Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut m = BTreeMap::new();
+    for p in paths {
+        let mut full = b"/".to_vec();
+        full.extend_from_slice(&p);
+        let node = guestctl_fs::resolve_path(fs, &full, false).expect("resolve");
+        let mut v: Vec<(Vec<u8>, Vec<u8>)> = fs
+            .xattrs(node)
+            .expect("xattrs")
+            .into_iter()
+            .map(|x| (x.name, x.value))
+            .collect();
+        if !v.is_empty() {
+            v.sort();
+            m.insert(p, v);
+        }
+    }
+    m
 }
