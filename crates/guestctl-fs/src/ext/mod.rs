@@ -40,6 +40,8 @@ use crate::{
 const MAX_SYMLINK: u64 = 4096;
 /// The largest directory read (bytes); larger is treated as corrupt.
 const MAX_DIR_SIZE: u64 = 1 << 30;
+/// The most entries returned for one directory.
+const MAX_DIR_ENTRIES: usize = 4 << 20;
 /// The largest single xattr value read.
 const MAX_XATTR_VALUE: u64 = 16 << 20;
 /// The most extent-tree nodes visited for one mapping request.
@@ -752,6 +754,11 @@ impl ExtFs {
                 };
                 dir::parse_entries(region, self.bs, has_ft, max_ino, &mut out)
                     .map_err(|(o, m)| corrupt_at("directory entry", boff + o as u64, m).inode(ino.ino))?;
+                if out.len() > MAX_DIR_ENTRIES {
+                    return Err(Error::limit(format!("directory has more than {MAX_DIR_ENTRIES} entries"))
+                        .structure("directory")
+                        .inode(ino.ino));
+                }
             }
         }
         Ok(out)
