@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the cargo-fuzz targets with seeds made by qemu-img.
 # Usage: scripts/fuzz.sh [TARGET...] [-t SECONDS]   (default: every target, 60 s each)
-# Needs: nightly toolchain (`cargo +nightly`), cargo-fuzz, qemu-img.
+# Needs: nightly toolchain (`cargo +nightly`), cargo-fuzz, qemu-img, e2fsprogs (ext seeds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=60
@@ -12,7 +12,7 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
   esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(detect qcow2 vmdk)
+[ ${#targets[@]} -gt 0 ] || targets=(detect qcow2 vmdk ext ext_journal)
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 1; }
 command -v qemu-img >/dev/null || { echo "qemu-img missing: apt-get install qemu-utils" >&2; exit 1; }
 
@@ -43,8 +43,9 @@ make_seeds() {
   rm -rf "$t"
 }
 make_seeds
+bash scripts/fuzz-seeds.sh >/dev/null
 for target in "${targets[@]}"; do
   echo "== fuzzing $target for ${secs}s"
   cargo +nightly fuzz run "$target" "fuzz/corpus/$target" -- \
-    -max_total_time="$secs" -max_len=300000 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
+    -max_total_time="$secs" -max_len=1100000 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
 done
