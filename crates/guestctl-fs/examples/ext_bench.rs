@@ -83,7 +83,9 @@ fn view_walk(img: &str, read: bool) -> (u64, u64) {
             }
             nodes += 1;
             let p = e.path();
-            let Ok(md) = fs.symlink_metadata(&p) else { continue };
+            let Ok(md) = fs.symlink_metadata(&p) else {
+                continue;
+            };
             if md.is_dir() {
                 stack.push(p);
             } else if read && md.file_type() == ext4_view::FileType::Regular {
@@ -101,7 +103,9 @@ fn main() {
     let (cmd, img) = match (args.get(1), args.get(2)) {
         (Some(c), Some(i)) => (c.as_str(), i.as_str()),
         _ => {
-            eprintln!("usage: ext_bench walk|read|list|read-inodes|view-walk|view-read IMG [INODE...]");
+            eprintln!(
+                "usage: ext_bench walk|read|list|read-inodes|view-walk|view-read IMG [INODE...]"
+            );
             std::process::exit(2);
         }
     };
@@ -136,5 +140,8 @@ fn main() {
 
 /// Read buffer size (EXT_BENCH_BUF bytes; default 64 KiB: on this machine a larger buffer drops pread from page cache from ~10 to ~2.5 GB/s).
 fn bufsize() -> usize {
-    std::env::var("EXT_BENCH_BUF").ok().and_then(|s| s.parse().ok()).unwrap_or(64 << 10)
+    std::env::var("EXT_BENCH_BUF")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(64 << 10)
 }

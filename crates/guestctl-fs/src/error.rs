@@ -54,6 +54,11 @@ impl ErrorKind {
 /// [`std::error::Error::source`].
 #[derive(Debug)]
 pub struct Error {
+    inner: Box<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     kind: ErrorKind,
     message: Cow<'static, str>,
     guest_path: Option<String>,
@@ -70,13 +75,15 @@ impl Error {
     /// A new error of `kind` with a human message.
     pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
         Error {
-            kind,
-            message: message.into(),
-            guest_path: None,
-            inode: None,
-            structure: None,
-            offset: None,
-            source: None,
+            inner: Box::new(Inner {
+                kind,
+                message: message.into(),
+                guest_path: None,
+                inode: None,
+                structure: None,
+                offset: None,
+                source: None,
+            }),
         }
     }
     /// The filesystem contradicts its format.
@@ -94,64 +101,64 @@ impl Error {
     /// Names the guest path (kept if already set).
     #[must_use]
     pub fn guest_path(mut self, path: impl Into<String>) -> Self {
-        if self.guest_path.is_none() {
-            self.guest_path = Some(path.into());
+        if self.inner.guest_path.is_none() {
+            self.inner.guest_path = Some(path.into());
         }
         self
     }
     /// Names the inode / node (kept if already set).
     #[must_use]
     pub fn inode(mut self, inode: u64) -> Self {
-        if self.inode.is_none() {
-            self.inode = Some(inode);
+        if self.inner.inode.is_none() {
+            self.inner.inode = Some(inode);
         }
         self
     }
     /// Names the on-disk structure (kept if already set).
     #[must_use]
     pub fn structure(mut self, structure: impl Into<Cow<'static, str>>) -> Self {
-        if self.structure.is_none() {
-            self.structure = Some(structure.into());
+        if self.inner.structure.is_none() {
+            self.inner.structure = Some(structure.into());
         }
         self
     }
     /// The byte offset on the device of the structure (kept if already set).
     #[must_use]
     pub fn at(mut self, offset: u64) -> Self {
-        if self.offset.is_none() {
-            self.offset = Some(offset);
+        if self.inner.offset.is_none() {
+            self.inner.offset = Some(offset);
         }
         self
     }
     /// Attaches an underlying cause.
     #[must_use]
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
+        self.inner.source = Some(Box::new(source));
         self
     }
     /// The kind of failure.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.inner.kind
     }
     /// The message without context.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.inner.message
     }
     /// The guest path, when known.
     pub fn path_in_guest(&self) -> Option<&str> {
-        self.guest_path.as_deref()
+        self.inner.guest_path.as_deref()
     }
     /// The inode number, when known.
     pub fn inode_number(&self) -> Option<u64> {
-        self.inode
+        self.inner.inode
     }
     /// The on-disk structure, when known.
     pub fn structure_name(&self) -> Option<&str> {
-        self.structure.as_deref()
+        self.inner.structure.as_deref()
     }
     /// The byte offset on the device, when known.
     pub fn offset(&self) -> Option<u64> {
-        self.offset
+        self.inner.offset
     }
 }
 
@@ -167,31 +174,31 @@ impl From<guestctl_block::Error> for Error {
         };
         let offset = e.offset();
         let mut err = Error::new(kind, "reading the device failed").with_source(e);
-        err.offset = offset;
+        err.inner.offset = offset;
         err
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(p) = &self.guest_path {
+        if let Some(p) = &self.inner.guest_path {
             write!(f, "{p}: ")?;
         }
-        if let Some(i) = self.inode {
+        if let Some(i) = self.inner.inode {
             write!(f, "inode {i}: ")?;
         }
-        match (&self.structure, self.offset) {
+        match (&self.inner.structure, self.inner.offset) {
             (Some(s), Some(o)) => write!(f, "{s} at offset {o:#x}: ")?,
             (Some(s), None) => write!(f, "{s}: ")?,
             (None, Some(o)) => write!(f, "at offset {o:#x}: ")?,
             (None, None) => {}
         }
-        write!(f, "{}", self.message)?;
+        write!(f, "{}", self.inner.message)?;
         if matches!(
-            self.kind,
+            self.inner.kind,
             ErrorKind::Corrupt | ErrorKind::Checksum | ErrorKind::Limit
         ) {
-            write!(f, " ({})", self.kind.as_str())?;
+            write!(f, " ({})", self.inner.kind.as_str())?;
         }
         Ok(())
     }
@@ -199,7 +206,8 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
+        self.inner
+            .source
             .as_deref()
             .map(|e| e as &(dyn std::error::Error + 'static))
     }
@@ -224,6 +232,9 @@ mod tests {
 
     #[test]
     fn kind_as_str_covers_all() {
-        assert_eq!(ErrorKind::SymlinkLoop.as_str(), "too many levels of symbolic links");
+        assert_eq!(
+            ErrorKind::SymlinkLoop.as_str(),
+            "too many levels of symbolic links"
+        );
     }
 }

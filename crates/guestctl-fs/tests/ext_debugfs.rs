@@ -16,7 +16,15 @@ use guestctl_fs::{ext::ExtFs, ErrorKind, FileType, Filesystem, OpenOptions, Time
 fn debugfs_w(img: &Path, cmds: &[&str]) {
     let script = img.with_extension("cmds");
     std::fs::write(&script, cmds.join("\n") + "\n").expect("script");
-    run("debugfs", &["-w", "-f", script.to_str().expect("u"), img.to_str().expect("u")]);
+    run(
+        "debugfs",
+        &[
+            "-w",
+            "-f",
+            script.to_str().expect("u"),
+            img.to_str().expect("u"),
+        ],
+    );
 }
 
 fn debugfs_r(img: &Path, cmd: &str) -> String {
@@ -58,17 +66,47 @@ fn extra_timestamps_ids_and_devices() {
     );
     let fs = open(&img);
     let a = fs.metadata(fs.resolve("/a").expect("a")).expect("md");
-    assert_eq!(a.mtime, Some(Timestamp { secs: 981_173_106 + (1 << 32), nanos: 123 }));
-    assert_eq!(a.atime, Some(Timestamp { secs: -100, nanos: 0 }));
+    assert_eq!(
+        a.mtime,
+        Some(Timestamp {
+            secs: 981_173_106 + (1 << 32),
+            nanos: 123
+        })
+    );
+    assert_eq!(
+        a.atime,
+        Some(Timestamp {
+            secs: -100,
+            nanos: 0
+        })
+    );
     // 0xEE6B27FC >> 2 = 999_999_999 nanoseconds, epoch bits 0.
-    assert_eq!(a.ctime, Some(Timestamp { secs: 0, nanos: 999_999_999 }));
-    assert_eq!(a.crtime, Some(Timestamp { secs: 1_000_000_000, nanos: 2 }));
+    assert_eq!(
+        a.ctime,
+        Some(Timestamp {
+            secs: 0,
+            nanos: 999_999_999
+        })
+    );
+    assert_eq!(
+        a.crtime,
+        Some(Timestamp {
+            secs: 1_000_000_000,
+            nanos: 2
+        })
+    );
     assert_eq!((a.uid, a.gid), (70_000, 80_001));
     // debugfs's own view of the device numbers is the oracle.
     let stat = debugfs_r(&img, "stat /cdev");
-    assert!(stat.contains("Device major/minor number: 259:300"), "{stat}");
+    assert!(
+        stat.contains("Device major/minor number: 259:300"),
+        "{stat}"
+    );
     let c = fs.metadata(fs.resolve("/cdev").expect("cdev")).expect("md");
-    assert_eq!((c.file_type, c.rdev), (FileType::CharDevice, Some((259, 300))));
+    assert_eq!(
+        (c.file_type, c.rdev),
+        (FileType::CharDevice, Some((259, 300)))
+    );
     let b = fs.metadata(fs.resolve("/bdev").expect("bdev")).expect("md");
     assert_eq!((b.file_type, b.rdev), (FileType::BlockDevice, Some((8, 1))));
     let p = fs.metadata(fs.resolve("/pipe").expect("pipe")).expect("md");
@@ -105,11 +143,18 @@ fn inode_offset(img: &Path, path: &str, block_size: u64, inode_size: u64) -> u64
 
 fn first_block(img: &Path, path: &str) -> u64 {
     let out = debugfs_r(img, &format!("blocks {path}"));
-    out.split_whitespace().next().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("blocks: {out}"))
+    out.split_whitespace()
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("blocks: {out}"))
 }
 
 fn flip(img: &Path, offset: u64) {
-    let f = std::fs::OpenOptions::new().read(true).write(true).open(img).expect("open");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(img)
+        .expect("open");
     let mut b = [0u8];
     f.read_exact_at(&mut b, offset).expect("read");
     b[0] ^= 0x10;
@@ -139,7 +184,10 @@ fn checksum_mismatches_are_reported_and_can_be_ignored() {
     assert_eq!(a.offset(), Some(off), "{a}");
     assert!(fs.resolve("/d/file-001").is_ok(), "the rest stays readable");
     let fs = try_open(&bad_inode, false).expect("open");
-    assert_eq!(fs.metadata(fs.resolve("/a").expect("a")).expect("md").size, 6 ^ 0x10);
+    assert_eq!(
+        fs.metadata(fs.resolve("/a").expect("a")).expect("md").size,
+        6 ^ 0x10
+    );
 
     // A directory block: flip a byte inside a name.
     let bad_dir = tmp.path().join("dir.img");
@@ -147,12 +195,19 @@ fn checksum_mismatches_are_reported_and_can_be_ignored() {
     let dblk = first_block(&img, "/d");
     flip(&bad_dir, dblk * bs + 40);
     let fs = try_open(&bad_dir, true).expect("open");
-    let e = fs.read_dir(fs.resolve("/d").expect("d")).expect_err("bad dir block");
+    let e = fs
+        .read_dir(fs.resolve("/d").expect("d"))
+        .expect_err("bad dir block");
     assert_eq!(e.kind(), ErrorKind::Checksum, "{e}");
     assert_eq!(e.offset(), Some(dblk * bs), "{e}");
     assert!(e.to_string().contains("directory block"), "{e}");
     let fs = try_open(&bad_dir, false).expect("open");
-    assert_eq!(fs.read_dir(fs.resolve("/d").expect("d")).expect("dir").len(), 40);
+    assert_eq!(
+        fs.read_dir(fs.resolve("/d").expect("d"))
+            .expect("dir")
+            .len(),
+        40
+    );
 
     // A group descriptor: flip its free-blocks count.
     let bad_gd = tmp.path().join("gd.img");

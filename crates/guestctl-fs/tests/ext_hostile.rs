@@ -58,7 +58,8 @@ fn flips(base: &[u8], region: usize, count: usize, seed: u64) -> Vec<u8> {
     let mut img = base.to_vec();
     let r = noise(count * 9, seed);
     for k in 0..count {
-        let pos = u64::from_le_bytes(r[k * 9..k * 9 + 8].try_into().expect("8")) as usize % region.min(img.len());
+        let pos = u64::from_le_bytes(r[k * 9..k * 9 + 8].try_into().expect("8")) as usize
+            % region.min(img.len());
         img[pos] ^= r[k * 9 + 8] | 1;
     }
     img
@@ -73,9 +74,16 @@ fn torture(kind: &str, opts: &[&str], iterations: u64) {
     std::fs::remove_dir_all(src.join("sparse")).expect("rm");
     let img = mkfs(tmp.path(), "fs.img", kind, opts, &src, "8M");
     let base = std::fs::read(&img).expect("read");
-    let clean = ExtFs::open(Arc::new(MemoryDevice::new(base.clone())), &OpenOptions::default()).expect("clean");
+    let clean = ExtFs::open(
+        Arc::new(MemoryDevice::new(base.clone())),
+        &OpenOptions::default(),
+    )
+    .expect("clean");
     let (clean_nodes, clean_errors) = walk_tolerant(&clean);
-    assert!(clean_nodes > 300 && clean_errors == 0, "{clean_nodes} {clean_errors}");
+    assert!(
+        clean_nodes > 300 && clean_errors == 0,
+        "{clean_nodes} {clean_errors}"
+    );
     let region = 1 << 20; // superblock, descriptors, bitmaps, inode tables, first directories
     let mut opened = 0;
     let mut partial = 0;
@@ -84,7 +92,10 @@ fn torture(kind: &str, opts: &[&str], iterations: u64) {
         let dev: Arc<dyn BlockDevice> = Arc::new(MemoryDevice::new(bad));
         let t = Instant::now();
         for verify in [false, true] {
-            let Ok(fs) = ExtFs::open(dev.clone(), &OpenOptions::default().verify_checksums(verify)) else {
+            let Ok(fs) = ExtFs::open(
+                dev.clone(),
+                &OpenOptions::default().verify_checksums(verify),
+            ) else {
                 continue;
             };
             opened += 1;
@@ -93,10 +104,17 @@ fn torture(kind: &str, opts: &[&str], iterations: u64) {
                 partial += 1;
             }
         }
-        assert!(t.elapsed() < Duration::from_secs(10), "iteration {i} took {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "iteration {i} took {:?}",
+            t.elapsed()
+        );
     }
     // Most damaged images still open; some of those have errors and still list most nodes.
-    assert!(opened > iterations as usize / 2, "only {opened} of {iterations} opened");
+    assert!(
+        opened > iterations as usize / 2,
+        "only {opened} of {iterations} opened"
+    );
     eprintln!("{kind} {opts:?}: {opened} opened, {partial} partially readable with errors");
 }
 

@@ -54,7 +54,11 @@ mod tests {
         for b in 0..10_000u64 {
             c.insert(b, Arc::from(vec![0u8; 4]));
         }
-        let total: usize = c.shards.iter().map(|s| s.lock().map(|m| m.len()).unwrap_or(0)).sum();
+        let total: usize = c
+            .shards
+            .iter()
+            .map(|s| s.lock().map(|m| m.len()).unwrap_or(0))
+            .sum();
         assert!(total <= 16 * 8, "{total}");
         c.insert(5, Arc::from(vec![1u8; 4]));
         assert_eq!(c.get(5).as_deref(), Some(&[1u8, 1, 1, 1][..]));

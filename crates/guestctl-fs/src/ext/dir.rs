@@ -69,10 +69,16 @@ pub(crate) fn parse_entries(
         }
         if ino != 0 {
             if name_len == 0 || 8 + name_len > rl {
-                return Err((off, format!("name length {name_len} does not fit entry length {rl}")));
+                return Err((
+                    off,
+                    format!("name length {name_len} does not fit entry length {rl}"),
+                ));
             }
             if ino > max_inode {
-                return Err((off, format!("entry points at inode {ino}, beyond the last inode {max_inode}")));
+                return Err((
+                    off,
+                    format!("entry points at inode {ino}, beyond the last inode {max_inode}"),
+                ));
             }
             let name = &region[off + 8..off + 8 + name_len];
             if name != b"." && name != b".." {

@@ -42,7 +42,9 @@ pub(crate) fn parse(b: &[u8]) -> Result<(Header, Node), String> {
     }
     let magic = le16(b, 0);
     if magic != MAGIC {
-        return Err(format!("extent header magic {magic:#06x} (expected 0xf30a)"));
+        return Err(format!(
+            "extent header magic {magic:#06x} (expected 0xf30a)"
+        ));
     }
     let h = Header {
         entries: le16(b, 2),
@@ -135,7 +137,15 @@ mod tests {
         let b = leaf(&[(0, 4, 100), (10, 32768 + 2, 1 << 33)]);
         let (_, n) = parse(&b).expect("parse");
         let Node::Leaf(v) = n else { panic!("leaf") };
-        assert_eq!(v[1], Extent { lblk: 10, len: 2, pblk: 1 << 33, uninit: true });
+        assert_eq!(
+            v[1],
+            Extent {
+                lblk: 10,
+                len: 2,
+                pblk: 1 << 33,
+                uninit: true
+            }
+        );
     }
 
     #[test]

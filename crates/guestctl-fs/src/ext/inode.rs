@@ -5,12 +5,10 @@ use super::csum::crc32c_raw;
 use crate::{FileType, Timestamp};
 
 pub(crate) mod flags {
-    pub const COMPR: u32 = 0x4;
     pub const ENCRYPT: u32 = 0x800;
     pub const INDEX: u32 = 0x1000;
     pub const HUGE_FILE: u32 = 0x40000;
     pub const EXTENTS: u32 = 0x80000;
-    pub const VERITY: u32 = 0x100000;
     pub const EA_INODE: u32 = 0x200000;
     pub const INLINE_DATA: u32 = 0x1000_0000;
     pub const CASEFOLD: u32 = 0x4000_0000;
@@ -73,7 +71,10 @@ impl Inode {
         let extra = if raw.len() > 128 {
             let e = usize::from(le16(raw, 0x80));
             if 128 + e > raw.len() || e % 4 != 0 {
-                return Err(format!("i_extra_isize {e} does not fit a {}-byte inode", raw.len()));
+                return Err(format!(
+                    "i_extra_isize {e} does not fit a {}-byte inode",
+                    raw.len()
+                ));
             }
             e
         } else {
@@ -181,7 +182,13 @@ mod tests {
         raw[0x10..0x14].copy_from_slice(&(-1i32).to_le_bytes()); // mtime lo
         raw[0x88..0x8C].copy_from_slice(&((5u32 << 2) | 1).to_le_bytes());
         let i = Inode::parse(12, &raw, false, 4096).expect("parse");
-        assert_eq!(i.mtime, Timestamp { secs: -1 + (1 << 32), nanos: 5 });
+        assert_eq!(
+            i.mtime,
+            Timestamp {
+                secs: -1 + (1 << 32),
+                nanos: 5
+            }
+        );
         assert!(i.crtime.is_some());
         let mut small = raw.clone();
         small[0x80..0x82].copy_from_slice(&4u16.to_le_bytes());

@@ -30,7 +30,9 @@ use self::bytes::{le16, le32};
 use self::cache::BlockCache;
 use self::csum::{crc16, crc32c_raw};
 use self::inode::{flags, inode_seed, verify_inode_csum, Inode};
-use self::superblock::{compat, incompat, ro_compat, Superblock, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE};
+use self::superblock::{
+    compat, incompat, ro_compat, Superblock, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE,
+};
 use crate::{
     DirEntry, Error, ErrorKind, FileType, Filesystem, FsInfo, Metadata, NodeId, OpenOptions,
     Result, Xattr,
@@ -93,7 +95,11 @@ impl ExtFs {
     pub fn open(dev: Arc<dyn BlockDevice>, opts: &OpenOptions) -> Result<ExtFs> {
         let mut raw = vec![0u8; SUPERBLOCK_SIZE];
         dev.read_exact_at(SUPERBLOCK_OFFSET, &mut raw)
-            .map_err(|e| Error::from(e).structure("ext superblock").at(SUPERBLOCK_OFFSET))?;
+            .map_err(|e| {
+                Error::from(e)
+                    .structure("ext superblock")
+                    .at(SUPERBLOCK_OFFSET)
+            })?;
         let sb = Superblock::parse(&raw)?;
         let bs = sb.block_size() as usize;
         let mut fs = ExtFs {
@@ -185,7 +191,10 @@ impl ExtFs {
             return Err(corrupt_at(
                 structure,
                 blk.saturating_mul(self.bs as u64),
-                format!("block {blk} is beyond the end of the filesystem ({} blocks)", self.blocks_count()),
+                format!(
+                    "block {blk} is beyond the end of the filesystem ({} blocks)",
+                    self.blocks_count()
+                ),
             ));
         }
         if let Some(b) = self.cache.get(blk) {
@@ -258,10 +267,21 @@ impl ExtFs {
             if self.verify {
                 self.verify_desc(g, d, off)?;
             }
-            let hi = |o: usize| if ds >= 64 { u64::from(le32(d, o)) << 32 } else { 0 };
+            let hi = |o: usize| {
+                if ds >= 64 {
+                    u64::from(le32(d, o)) << 32
+                } else {
+                    0
+                }
+            };
             let inode_table = u64::from(le32(d, 0x8)) | hi(0x28);
             let bg_flags = le16(d, 0x12);
-            let unused = u32::from(le16(d, 0x1C)) | if ds >= 64 { u32::from(le16(d, 0x32)) << 16 } else { 0 };
+            let unused = u32::from(le16(d, 0x1C))
+                | if ds >= 64 {
+                    u32::from(le16(d, 0x32)) << 16
+                } else {
+                    0
+                };
             let ipg = self.sb.inodes_per_group;
             let inodes_initialised = if !csum_ok {
                 ipg
@@ -270,17 +290,22 @@ impl ExtFs {
             } else {
                 ipg.saturating_sub(unused)
             };
-            if inode_table == 0
-                || inode_table.saturating_add(itable_blocks) > self.sb.blocks_count
+            if inode_table == 0 || inode_table.saturating_add(itable_blocks) > self.sb.blocks_count
             {
                 // Kept: inodes of this group fail when read, the others stay readable.
-                groups.push(Group { inode_table: u64::MAX, inodes_initialised: 0 });
+                groups.push(Group {
+                    inode_table: u64::MAX,
+                    inodes_initialised: 0,
+                });
                 self.notes.push(format!(
                     "block group {g}: inode table at block {inode_table} is outside the filesystem"
                 ));
                 continue;
             }
-            groups.push(Group { inode_table, inodes_initialised });
+            groups.push(Group {
+                inode_table,
+                inodes_initialised,
+            });
         }
         self.groups = groups;
         Ok(())
@@ -332,11 +357,16 @@ impl ExtFs {
         let ji = self.inode(jino).map_err(|e| e.structure("journal inode"))?;
         let jblocks = ji.size / self.bs as u64;
         let runs = self.map(&ji, 0, jblocks)?;
-        let src = JournalDev { fs: self, runs: &runs, blocks: jblocks };
+        let src = JournalDev {
+            fs: self,
+            runs: &runs,
+            blocks: jblocks,
+        };
         let replay = journal::replay(&src, self.sb.blocks_count)
             .map_err(|e| e.inode(jino).structure("jbd2 journal"))?;
         let Some(replay) = replay else {
-            self.notes.push("needs_recovery is set but the journal is empty".into());
+            self.notes
+                .push("needs_recovery is set but the journal is empty".into());
             return Ok(());
         };
         let mut overlay = BTreeMap::new();
@@ -350,6 +380,12 @@ impl ExtFs {
             overlay.len()
         ));
         self.notes.extend(replay.notes.iter().cloned());
+        if self.sb.has_compat(compat::FAST_COMMIT) {
+            self.notes.push(
+                "fast_commit is enabled: fast-commit records (after the last full commit) are not replayed"
+                    .into(),
+            );
+        }
         self.overlay = overlay;
         // Metadata seen so far may be stale: start again from the replayed superblock.
         self.cache = BlockCache::new(CACHE_BYTES, self.bs);
@@ -357,11 +393,19 @@ impl ExtFs {
         self.read_bytes(SUPERBLOCK_OFFSET, &mut raw)?;
         let sb = Superblock::parse(&raw).map_err(|e| e.structure("replayed ext superblock"))?;
         if sb.block_size() as usize != self.bs {
-            return Err(Error::corrupt("the journal changes the block size").structure("jbd2 journal"));
+            return Err(
+                Error::corrupt("the journal changes the block size").structure("jbd2 journal")
+            );
         }
         if self.verify {
             // The kernel recomputes the superblock checksum when it writes it back.
-            sb.verify_checksum().or_else(|e| if e.kind() == ErrorKind::Checksum { Ok(()) } else { Err(e) })?;
+            sb.verify_checksum().or_else(|e| {
+                if e.kind() == ErrorKind::Checksum {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })?;
         }
         self.seed = sb.csum_seed();
         self.sb = sb;
@@ -382,11 +426,15 @@ impl ExtFs {
         let g = (ino - 1) / ipg;
         let idx = (ino - 1) % ipg;
         let Some(group) = self.groups.get(g as usize) else {
-            return Err(Error::corrupt(format!("inode {ino} is in block group {g}, beyond the device"))
-                .inode(ino));
+            return Err(Error::corrupt(format!(
+                "inode {ino} is in block group {g}, beyond the device"
+            ))
+            .inode(ino));
         };
         if group.inode_table == u64::MAX {
-            return Err(Error::corrupt(format!("the inode table of block group {g} is invalid")).inode(ino));
+            return Err(
+                Error::corrupt(format!("the inode table of block group {g} is invalid")).inode(ino),
+            );
         }
         if idx >= u64::from(group.inodes_initialised) {
             return Err(Error::corrupt(format!(
@@ -436,7 +484,16 @@ impl ExtFs {
             let mut exts = Vec::new();
             let mut budget = MAX_EXTENT_NODES;
             let seed = inode_seed(self.seed, ino.ino, ino.generation);
-            self.walk_extents(ino, &ino.i_block, None, lblk, lblk + count, seed, &mut exts, &mut budget)?;
+            self.walk_extents(
+                ino,
+                &ino.i_block,
+                None,
+                lblk,
+                lblk + count,
+                seed,
+                &mut exts,
+                &mut budget,
+            )?;
             let mut next = lblk;
             for e in exts {
                 let s = u64::from(e.lblk).max(lblk);
@@ -445,7 +502,11 @@ impl ExtFs {
                     continue;
                 }
                 if s > next {
-                    runs.push(Run { lblk: next, len: s - next, pblk: None });
+                    runs.push(Run {
+                        lblk: next,
+                        len: s - next,
+                        pblk: None,
+                    });
                 }
                 let pblk = e.pblk + (s - u64::from(e.lblk));
                 if pblk + (end - s) > self.blocks_count() {
@@ -456,11 +517,19 @@ impl ExtFs {
                     .structure("extent")
                     .inode(ino.ino));
                 }
-                runs.push(Run { lblk: s, len: end - s, pblk: (!e.uninit).then_some(pblk) });
+                runs.push(Run {
+                    lblk: s,
+                    len: end - s,
+                    pblk: (!e.uninit).then_some(pblk),
+                });
                 next = end;
             }
             if next < lblk + count {
-                runs.push(Run { lblk: next, len: lblk + count - next, pblk: None });
+                runs.push(Run {
+                    lblk: next,
+                    len: lblk + count - next,
+                    pblk: None,
+                });
             }
         } else {
             self.map_indirect(ino, lblk, count, &mut runs)?;
@@ -481,15 +550,23 @@ impl ExtFs {
         budget: &mut u32,
     ) -> Result<()> {
         *budget = budget.checked_sub(1).ok_or_else(|| {
-            Error::limit("extent tree has too many nodes").structure("extent tree").inode(ino.ino)
+            Error::limit("extent tree has too many nodes")
+                .structure("extent tree")
+                .inode(ino.ino)
         })?;
-        let (h, parsed) = extent::parse(node)
-            .map_err(|m| Error::corrupt(m).structure("extent tree node").inode(ino.ino))?;
+        let (h, parsed) = extent::parse(node).map_err(|m| {
+            Error::corrupt(m)
+                .structure("extent tree node")
+                .inode(ino.ino)
+        })?;
         if let Some(d) = expect_depth {
             if h.depth != d {
-                return Err(Error::corrupt(format!("extent node depth {} where {d} was expected", h.depth))
-                    .structure("extent tree node")
-                    .inode(ino.ino));
+                return Err(Error::corrupt(format!(
+                    "extent node depth {} where {d} was expected",
+                    h.depth
+                ))
+                .structure("extent tree node")
+                .inode(ino.ino));
             }
         }
         match parsed {
@@ -504,7 +581,9 @@ impl ExtFs {
                     if u64::from(start) >= to || end <= from {
                         continue;
                     }
-                    let block = self.block(child, "extent tree block").map_err(|e| e.inode(ino.ino))?;
+                    let block = self
+                        .block(child, "extent tree block")
+                        .map_err(|e| e.inode(ino.ino))?;
                     let boff = child * self.bs as u64;
                     if self.verify && self.sb.has_metadata_csum() {
                         let (ch, _) = extent::parse(&block)
@@ -534,7 +613,7 @@ impl ExtFs {
     fn map_indirect(&self, ino: &Inode, lblk: u64, count: u64, runs: &mut Vec<Run>) -> Result<()> {
         let apb = (self.bs / 4) as u64;
         let mut leaf: Option<(u64, Arc<[u8]>)> = None;
-        let mut push = |runs: &mut Vec<Run>, l: u64, p: Option<u64>| {
+        let push = |runs: &mut Vec<Run>, l: u64, p: Option<u64>| {
             if let Some(last) = runs.last_mut() {
                 let contiguous = match (last.pblk, p) {
                     (None, None) => true,
@@ -546,7 +625,11 @@ impl ExtFs {
                     return;
                 }
             }
-            runs.push(Run { lblk: l, len: 1, pblk: p });
+            runs.push(Run {
+                lblk: l,
+                len: 1,
+                pblk: p,
+            });
         };
         let ptr = |b: &[u8], i: u64| u64::from(le32(b, (i * 4) as usize));
         let end = lblk + count;
@@ -577,7 +660,9 @@ impl ExtFs {
                         let d = ptr(&self.block(t, "indirect block")?, rel / (apb * apb));
                         match self.check_ptr(d, ino)? {
                             None => None,
-                            Some(d) => Some(ptr(&self.block(d, "indirect block")?, (rel / apb) % apb)),
+                            Some(d) => {
+                                Some(ptr(&self.block(d, "indirect block")?, (rel / apb) % apb))
+                            }
                         }
                     }
                 };
@@ -599,7 +684,9 @@ impl ExtFs {
                     let data = match &leaf {
                         Some((b, d)) if *b == lb => d.clone(),
                         _ => {
-                            let d = self.block(lb, "indirect block").map_err(|e| e.inode(ino.ino))?;
+                            let d = self
+                                .block(lb, "indirect block")
+                                .map_err(|e| e.inode(ino.ino))?;
                             leaf = Some((lb, d.clone()));
                             d
                         }
@@ -619,9 +706,11 @@ impl ExtFs {
         if p == 0 {
             Ok(None)
         } else if p >= self.blocks_count() {
-            Err(Error::corrupt(format!("block pointer {p} is beyond the filesystem"))
-                .structure("block map")
-                .inode(ino.ino))
+            Err(
+                Error::corrupt(format!("block pointer {p} is beyond the filesystem"))
+                    .structure("block map")
+                    .inode(ino.ino),
+            )
         } else {
             Ok(Some(p))
         }
@@ -655,7 +744,8 @@ impl ExtFs {
             let data = self.inline_data(ino)?;
             let start = offset as usize;
             let avail = data.len().saturating_sub(start).min(len);
-            buf[..avail].copy_from_slice(&data[start.min(data.len())..start.min(data.len()) + avail]);
+            buf[..avail]
+                .copy_from_slice(&data[start.min(data.len())..start.min(data.len()) + avail]);
             buf[avail..].fill(0);
             return Ok(len);
         }
@@ -689,7 +779,9 @@ impl ExtFs {
             return Err(Error::new(ErrorKind::NotADirectory, "not a directory").inode(ino.ino));
         }
         if ino.has_flag(flags::ENCRYPT) {
-            return Err(Error::unsupported("directory names are encrypted (fscrypt)").inode(ino.ino));
+            return Err(
+                Error::unsupported("directory names are encrypted (fscrypt)").inode(ino.ino),
+            );
         }
         let has_ft = self.sb.has_incompat(incompat::FILETYPE);
         let max_ino = u64::from(self.sb.inodes_count);
@@ -723,7 +815,9 @@ impl ExtFs {
             for i in 0..r.len {
                 let pblk = p0 + i;
                 let lblk = r.lblk + i;
-                let block = self.block(pblk, "directory block").map_err(|e| e.inode(ino.ino))?;
+                let block = self
+                    .block(pblk, "directory block")
+                    .map_err(|e| e.inode(ino.ino))?;
                 let boff = pblk * bs;
                 let dx = (indexed && lblk == 0) || dir::is_dx_node(&block, self.bs);
                 let tail = dir::tail_checksum(&block);
@@ -752,12 +846,15 @@ impl ExtFs {
                     Some(_) => &block[..self.bs - dir::TAIL_LEN],
                     None => &block[..],
                 };
-                dir::parse_entries(region, self.bs, has_ft, max_ino, &mut out)
-                    .map_err(|(o, m)| corrupt_at("directory entry", boff + o as u64, m).inode(ino.ino))?;
+                dir::parse_entries(region, self.bs, has_ft, max_ino, &mut out).map_err(
+                    |(o, m)| corrupt_at("directory entry", boff + o as u64, m).inode(ino.ino),
+                )?;
                 if out.len() > MAX_DIR_ENTRIES {
-                    return Err(Error::limit(format!("directory has more than {MAX_DIR_ENTRIES} entries"))
-                        .structure("directory")
-                        .inode(ino.ino));
+                    return Err(Error::limit(format!(
+                        "directory has more than {MAX_DIR_ENTRIES} entries"
+                    ))
+                    .structure("directory")
+                    .inode(ino.ino));
                 }
             }
         }
@@ -770,21 +867,26 @@ impl ExtFs {
         let mut out = Vec::new();
         if let Some(a) = ino.xattr_area {
             if le32(&ino.raw, a) == xattr::MAGIC {
-                let e = xattr::parse(&ino.raw, a + 4, a + 4, MAX_XATTR_VALUE).map_err(|(o, m)| {
-                    Error::corrupt(format!("{m} (at byte {o} of the inode)"))
-                        .structure("in-inode xattrs")
-                        .inode(ino.ino)
-                })?;
+                let e =
+                    xattr::parse(&ino.raw, a + 4, a + 4, MAX_XATTR_VALUE).map_err(|(o, m)| {
+                        Error::corrupt(format!("{m} (at byte {o} of the inode)"))
+                            .structure("in-inode xattrs")
+                            .inode(ino.ino)
+                    })?;
                 out.extend(e);
             }
         }
         if ino.file_acl != 0 {
             let blk = ino.file_acl;
             let boff = blk.saturating_mul(self.bs as u64);
-            let block = self.block(blk, "xattr block").map_err(|e| e.inode(ino.ino))?;
+            let block = self
+                .block(blk, "xattr block")
+                .map_err(|e| e.inode(ino.ino))?;
             let magic = le32(&block, 0);
             if magic != xattr::MAGIC {
-                return Err(corrupt_at("xattr block", boff, format!("magic {magic:#010x}")).inode(ino.ino));
+                return Err(
+                    corrupt_at("xattr block", boff, format!("magic {magic:#010x}")).inode(ino.ino),
+                );
             }
             if self.verify && self.sb.has_metadata_csum() {
                 let stored = le32(&block, 0x10);
@@ -812,9 +914,11 @@ impl ExtFs {
     fn ea_inode_value(&self, owner: u64, vino: u64, size: u64) -> Result<Vec<u8>> {
         let vi = self.inode(vino).map_err(|e| e.inode(owner))?;
         if !vi.has_flag(flags::EA_INODE) || vi.size < size {
-            return Err(Error::corrupt(format!("xattr value inode {vino} is not a matching ea_inode"))
-                .structure("xattr")
-                .inode(owner));
+            return Err(Error::corrupt(format!(
+                "xattr value inode {vino} is not a matching ea_inode"
+            ))
+            .structure("xattr")
+            .inode(owner));
         }
         let mut v = vec![0u8; size as usize];
         let n = self.read_inode_at(&vi, 0, &mut v)?;
@@ -830,9 +934,11 @@ impl ExtFs {
             return Err(Error::unsupported("symlink target is encrypted (fscrypt)").inode(ino.ino));
         }
         if ino.size > MAX_SYMLINK {
-            return Err(Error::corrupt(format!("symlink target of {} bytes", ino.size))
-                .structure("symlink")
-                .inode(ino.ino));
+            return Err(
+                Error::corrupt(format!("symlink target of {} bytes", ino.size))
+                    .structure("symlink")
+                    .inode(ino.ino),
+            );
         }
         let size = ino.size as usize;
         if ino.has_flag(flags::INLINE_DATA) {
@@ -842,7 +948,11 @@ impl ExtFs {
         let fast = if self.sb.has_incompat(incompat::EA_INODE) {
             size < inode::I_BLOCK_LEN
         } else {
-            let ea_blocks = if ino.file_acl != 0 { (self.bs / 512) as u64 } else { 0 };
+            let ea_blocks = if ino.file_acl != 0 {
+                (self.bs / 512) as u64
+            } else {
+                0
+            };
             ino.blocks_512.saturating_sub(ea_blocks) == 0
         };
         if fast {
@@ -871,11 +981,11 @@ impl JournalDev<'_> {
     fn phys(&self, idx: u64) -> Result<u64> {
         let i = self.runs.partition_point(|r| r.lblk + r.len <= idx);
         match self.runs.get(i) {
-            Some(r) if r.lblk <= idx => r
-                .pblk
-                .map(|p| p + (idx - r.lblk))
-                .ok_or_else(|| Error::corrupt(format!("journal block {idx} is a hole")).structure("journal inode")),
-            _ => Err(Error::corrupt(format!("journal block {idx} is not mapped")).structure("journal inode")),
+            Some(r) if r.lblk <= idx => r.pblk.map(|p| p + (idx - r.lblk)).ok_or_else(|| {
+                Error::corrupt(format!("journal block {idx} is a hole")).structure("journal inode")
+            }),
+            _ => Err(Error::corrupt(format!("journal block {idx} is not mapped"))
+                .structure("journal inode")),
         }
     }
 }
@@ -892,7 +1002,11 @@ impl journal::JournalSource for JournalDev<'_> {
         self.fs
             .dev
             .read_exact_at(p * self.fs.bs as u64, buf)
-            .map_err(|e| Error::from(e).structure("jbd2 journal block").at(p * self.fs.bs as u64))
+            .map_err(|e| {
+                Error::from(e)
+                    .structure("jbd2 journal block")
+                    .at(p * self.fs.bs as u64)
+            })
     }
 }
 
@@ -905,13 +1019,14 @@ impl Filesystem for ExtFs {
         let sb = &self.sb;
         let ext3_incompat = incompat::FILETYPE | incompat::RECOVER | incompat::META_BG;
         let ext3_ro = ro_compat::SPARSE_SUPER | 0x2 | 0x4;
-        let fs_type = if sb.feature_incompat & !ext3_incompat != 0 || sb.feature_ro_compat & !ext3_ro != 0 {
-            "ext4"
-        } else if sb.has_compat(compat::HAS_JOURNAL) {
-            "ext3"
-        } else {
-            "ext2"
-        };
+        let fs_type =
+            if sb.feature_incompat & !ext3_incompat != 0 || sb.feature_ro_compat & !ext3_ro != 0 {
+                "ext4"
+            } else if sb.has_compat(compat::HAS_JOURNAL) {
+                "ext3"
+            } else {
+                "ext2"
+            };
         FsInfo {
             fs_type: fs_type.into(),
             label: sb.label(),
@@ -1001,7 +1116,10 @@ impl Filesystem for ExtFs {
                     value = v;
                 }
             }
-            out.push(Xattr { name: xattr::full_name(e.index, &e.name), value });
+            out.push(Xattr {
+                name: xattr::full_name(e.index, &e.name),
+                value,
+            });
         }
         Ok(out)
     }
@@ -1014,7 +1132,10 @@ impl Filesystem for ExtFs {
 pub fn fuzz_walk(data: &[u8]) {
     let dev: Arc<dyn BlockDevice> = Arc::new(guestctl_block::MemoryDevice::new(data.to_vec()));
     for verify in [false, true] {
-        let Ok(fs) = ExtFs::open(dev.clone(), &OpenOptions::default().verify_checksums(verify)) else {
+        let Ok(fs) = ExtFs::open(
+            dev.clone(),
+            &OpenOptions::default().verify_checksums(verify),
+        ) else {
             continue;
         };
         let _ = fs.info();
@@ -1026,7 +1147,9 @@ pub fn fuzz_walk(data: &[u8]) {
             if !seen.insert(dir) {
                 continue;
             }
-            let Ok(entries) = fs.read_dir(dir) else { continue };
+            let Ok(entries) = fs.read_dir(dir) else {
+                continue;
+            };
             for e in entries {
                 budget = match budget.checked_sub(1) {
                     Some(b) => b,

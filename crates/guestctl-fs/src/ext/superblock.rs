@@ -13,8 +13,6 @@ const MAGIC: u16 = 0xEF53;
 
 pub(crate) mod compat {
     pub const HAS_JOURNAL: u32 = 0x4;
-    pub const EXT_ATTR: u32 = 0x8;
-    pub const DIR_INDEX: u32 = 0x20;
     pub const SPARSE_SUPER2: u32 = 0x200;
     pub const FAST_COMMIT: u32 = 0x400;
 }
@@ -71,7 +69,6 @@ pub(crate) struct Superblock {
     pub log_cluster_size: u32,
     pub blocks_per_group: u32,
     pub inodes_per_group: u32,
-    pub state: u16,
     pub rev_level: u32,
     pub first_ino: u32,
     pub inode_size: u16,
@@ -87,8 +84,6 @@ pub(crate) struct Superblock {
     pub checksum_type: u8,
     pub checksum_seed: u32,
     pub checksum: u32,
-    pub encoding: u16,
-    pub min_extra_isize: u16,
     /// The raw bytes, for the checksum.
     pub raw: Vec<u8>,
 }
@@ -110,7 +105,13 @@ impl Superblock {
         }
         let incompat = le32(b, 0x60);
         let bit64 = incompat & incompat::BIT64 != 0;
-        let hi = |off| if bit64 { u64::from(le32(b, off)) << 32 } else { 0 };
+        let hi = |off| {
+            if bit64 {
+                u64::from(le32(b, off)) << 32
+            } else {
+                0
+            }
+        };
         let rev_level = le32(b, 0x4C);
         let mut uuid = [0u8; 16];
         uuid.copy_from_slice(&b[0x68..0x78]);
@@ -125,7 +126,6 @@ impl Superblock {
             log_cluster_size: le32(b, 0x1C),
             blocks_per_group: le32(b, 0x20),
             inodes_per_group: le32(b, 0x28),
-            state: le16(b, 0x3A),
             rev_level,
             first_ino: if rev_level == 0 { 11 } else { le32(b, 0x54) },
             inode_size: if rev_level == 0 { 128 } else { le16(b, 0x58) },
@@ -141,8 +141,6 @@ impl Superblock {
             checksum_type: b[0x175],
             checksum_seed: le32(b, 0x270),
             checksum: le32(b, 0x3FC),
-            encoding: le16(b, 0x27C),
-            min_extra_isize: le16(b, 0x15C),
             raw: b[..SUPERBLOCK_SIZE].to_vec(),
         };
         let _ = le64; // (64-bit fields are assembled from halves above)
@@ -151,7 +149,11 @@ impl Superblock {
     }
 
     fn validate(&self) -> Result<()> {
-        let bad = |what: String| Err(Error::corrupt(what).structure("ext superblock").at(SUPERBLOCK_OFFSET));
+        let bad = |what: String| {
+            Err(Error::corrupt(what)
+                .structure("ext superblock")
+                .at(SUPERBLOCK_OFFSET))
+        };
         if self.log_block_size > 6 {
             return bad(format!(
                 "block size 2^(10+{}) is larger than 64 KiB",
@@ -195,7 +197,7 @@ impl Superblock {
         }
         if self.is_64bit() {
             let ds = self.desc_size;
-            if ds < 32 || ds > 1024 || !ds.is_power_of_two() {
+            if !(32..=1024).contains(&ds) || !ds.is_power_of_two() {
                 return bad(format!("group descriptor size {ds}"));
             }
         }
@@ -253,7 +255,8 @@ impl Superblock {
         }
     }
     pub(crate) fn group_count(&self) -> u64 {
-        (self.blocks_count - u64::from(self.first_data_block)).div_ceil(u64::from(self.blocks_per_group))
+        (self.blocks_count - u64::from(self.first_data_block))
+            .div_ceil(u64::from(self.blocks_per_group))
     }
     pub(crate) fn has_metadata_csum(&self) -> bool {
         self.feature_ro_compat & ro_compat::METADATA_CSUM != 0
@@ -307,7 +310,10 @@ impl Superblock {
         let mut names = Vec::new();
         for (bit, name) in [
             (incompat::COMPRESSION, "compression"),
-            (incompat::JOURNAL_DEV, "journal_dev (this is an external journal device)"),
+            (
+                incompat::JOURNAL_DEV,
+                "journal_dev (this is an external journal device)",
+            ),
             (incompat::DIRDATA, "dirdata"),
         ] {
             if unknown & bit != 0 {
@@ -328,8 +334,16 @@ impl Superblock {
     /// The UUID as blkid prints it.
     pub(crate) fn uuid_string(&self) -> String {
         let u = &self.uuid;
-        let h = |r: std::ops::Range<usize>| u[r].iter().map(|b| format!("{b:02x}")).collect::<String>();
-        format!("{}-{}-{}-{}-{}", h(0..4), h(4..6), h(6..8), h(8..10), h(10..16))
+        let h =
+            |r: std::ops::Range<usize>| u[r].iter().map(|b| format!("{b:02x}")).collect::<String>();
+        format!(
+            "{}-{}-{}-{}-{}",
+            h(0..4),
+            h(4..6),
+            h(6..8),
+            h(8..10),
+            h(10..16)
+        )
     }
 }
 

@@ -76,7 +76,10 @@ pub(crate) fn parse(
             return Err((off, "xattr name runs past the end of its area".into()));
         }
         if value_size > max_value {
-            return Err((off, format!("xattr value of {value_size} bytes is too large")));
+            return Err((
+                off,
+                format!("xattr value of {value_size} bytes is too large"),
+            ));
         }
         let name = region[off + 16..name_end].to_vec();
         let value = if value_inum != 0 {
@@ -85,7 +88,10 @@ pub(crate) fn parse(
             let start = value_base + value_offs;
             let end = start + value_size as usize;
             if end > region.len() {
-                return Err((off, format!("xattr value at {start}+{value_size} runs past its area")));
+                return Err((
+                    off,
+                    format!("xattr value at {start}+{value_size} runs past its area"),
+                ));
             }
             Value::Inline(region[start..end].to_vec())
         };

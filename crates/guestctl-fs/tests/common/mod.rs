@@ -53,11 +53,16 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 pub fn build_tree(root: &Path, big_dir_entries: usize) {
     use std::os::unix::fs::{symlink, PermissionsExt};
     std::fs::create_dir_all(root).expect("root");
-    for (i, size) in [0usize, 1, 59, 60, 61, 1023, 1024, 1025, 4095, 4096, 4097, 65536, 200_000, 3_000_000]
-        .iter()
-        .enumerate()
+    for (i, size) in [
+        0usize, 1, 59, 60, 61, 1023, 1024, 1025, 4095, 4096, 4097, 65536, 200_000, 3_000_000,
+    ]
+    .iter()
+    .enumerate()
     {
-        write(&root.join(format!("sizes/f{size}")), &noise(*size, i as u64 + 1));
+        write(
+            &root.join(format!("sizes/f{size}")),
+            &noise(*size, i as u64 + 1),
+        );
     }
     // Sparse: data at 0, a hole, data at 5 MiB and at 40 MiB (needs indirect blocks on ext2).
     {
@@ -102,25 +107,94 @@ pub fn build_tree(root: &Path, big_dir_entries: usize) {
     write(&deep.join("bottom.txt"), b"bottom\n");
     run("mkfifo", &[root.join("fifo").to_str().expect("utf8")]);
     write(&root.join("modes/setuid"), b"x");
-    std::fs::set_permissions(root.join("modes/setuid"), std::fs::Permissions::from_mode(0o4755)).expect("chmod");
+    std::fs::set_permissions(
+        root.join("modes/setuid"),
+        std::fs::Permissions::from_mode(0o4755),
+    )
+    .expect("chmod");
     write(&root.join("modes/private"), b"x");
-    std::fs::set_permissions(root.join("modes/private"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::fs::set_permissions(
+        root.join("modes/private"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("chmod");
     std::fs::create_dir_all(root.join("modes/sticky")).expect("mkdir");
-    std::fs::set_permissions(root.join("modes/sticky"), std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    std::fs::set_permissions(
+        root.join("modes/sticky"),
+        std::fs::Permissions::from_mode(0o1777),
+    )
+    .expect("chmod");
     write(&root.join("xattr/small"), b"x");
-    run("setfattr", &["-n", "user.comment", "-v", "hello", root.join("xattr/small").to_str().expect("u")]);
-    run("setfattr", &["-n", "user.empty", root.join("xattr/small").to_str().expect("u")]);
+    run(
+        "setfattr",
+        &[
+            "-n",
+            "user.comment",
+            "-v",
+            "hello",
+            root.join("xattr/small").to_str().expect("u"),
+        ],
+    );
+    run(
+        "setfattr",
+        &[
+            "-n",
+            "user.empty",
+            root.join("xattr/small").to_str().expect("u"),
+        ],
+    );
     write(&root.join("xattr/big"), b"y");
     let big = "v".repeat(700);
-    run("setfattr", &["-n", "user.big", "-v", &big, root.join("xattr/big").to_str().expect("u")]);
+    run(
+        "setfattr",
+        &[
+            "-n",
+            "user.big",
+            "-v",
+            &big,
+            root.join("xattr/big").to_str().expect("u"),
+        ],
+    );
     write(&root.join("xattr/acl"), b"z");
-    run("setfacl", &["-m", "u:1000:r,g:2000:rw", root.join("xattr/acl").to_str().expect("u")]);
+    run(
+        "setfacl",
+        &[
+            "-m",
+            "u:1000:r,g:2000:rw",
+            root.join("xattr/acl").to_str().expect("u"),
+        ],
+    );
     std::fs::create_dir_all(root.join("xattr/acldir")).expect("mkdir");
-    run("setfacl", &["-d", "-m", "u:1000:rx", root.join("xattr/acldir").to_str().expect("u")]);
-    run("touch", &["-h", "-d", "2001-02-03 04:05:06.123456789", root.join("sizes/f1").to_str().expect("u")]);
-    run("touch", &["-h", "-d", "1965-01-01 00:00:00", root.join("sizes/f0").to_str().expect("u")]);
+    run(
+        "setfacl",
+        &[
+            "-d",
+            "-m",
+            "u:1000:rx",
+            root.join("xattr/acldir").to_str().expect("u"),
+        ],
+    );
+    run(
+        "touch",
+        &[
+            "-h",
+            "-d",
+            "2001-02-03 04:05:06.123456789",
+            root.join("sizes/f1").to_str().expect("u"),
+        ],
+    );
+    run(
+        "touch",
+        &[
+            "-h",
+            "-d",
+            "1965-01-01 00:00:00",
+            root.join("sizes/f0").to_str().expect("u"),
+        ],
+    );
     if is_root() {
-        std::os::unix::fs::lchown(root.join("sizes/f59"), Some(70_000), Some(80_000)).expect("chown");
+        std::os::unix::fs::lchown(root.join("sizes/f59"), Some(70_000), Some(80_000))
+            .expect("chown");
         std::os::unix::fs::lchown(root.join("sizes/f60"), Some(1000), Some(1000)).expect("chown");
     }
 }
@@ -143,7 +217,12 @@ pub struct Rec {
 pub fn oracle(root: &Path, nanos: bool) -> BTreeMap<Vec<u8>, Rec> {
     let out = Command::new("find")
         .arg(root)
-        .args(["-mindepth", "1", "-printf", "%P\\0%y\\0%s\\0%m\\0%U\\0%G\\0%n\\0%T@\\0%l\\0"])
+        .args([
+            "-mindepth",
+            "1",
+            "-printf",
+            "%P\\0%y\\0%s\\0%m\\0%U\\0%G\\0%n\\0%T@\\0%l\\0",
+        ])
         .output()
         .expect("find");
     assert!(out.status.success());
@@ -241,7 +320,12 @@ pub fn walk(fs: &dyn Filesystem, nanos: bool) -> BTreeMap<Vec<u8>, Rec> {
             let md = fs.metadata(e.node).expect("metadata");
             let kind = kind_char(md.file_type);
             if e.file_type != FileType::Unknown {
-                assert_eq!(e.file_type, md.file_type, "entry type of {}", String::from_utf8_lossy(&path));
+                assert_eq!(
+                    e.file_type,
+                    md.file_type,
+                    "entry type of {}",
+                    String::from_utf8_lossy(&path)
+                );
             }
             let mtime = md.mtime.expect("mtime");
             let rec = Rec {
@@ -269,7 +353,12 @@ pub fn mkfs(dir: &Path, name: &str, kind: &str, opts: &[&str], src: &Path, size:
     let img = dir.join(name);
     let mut args: Vec<&str> = vec!["-q", "-F"];
     args.extend_from_slice(opts);
-    args.extend_from_slice(&["-d", src.to_str().expect("utf8"), img.to_str().expect("utf8"), size]);
+    args.extend_from_slice(&[
+        "-d",
+        src.to_str().expect("utf8"),
+        img.to_str().expect("utf8"),
+        size,
+    ]);
     run(&format!("mkfs.{kind}"), &args);
     img
 }
@@ -301,12 +390,20 @@ pub fn assert_same(ours: &BTreeMap<Vec<u8>, Rec>, want: &BTreeMap<Vec<u8>, Rec>,
             diffs.push(format!("extra: {}", String::from_utf8_lossy(k)));
         }
     }
-    assert!(diffs.is_empty(), "{what}: {} differences:\n{}", diffs.len(), diffs[..diffs.len().min(20)].join("\n"));
+    assert!(
+        diffs.is_empty(),
+        "{what}: {} differences:\n{}",
+        diffs.len(),
+        diffs[..diffs.len().min(20)].join("\n")
+    );
 }
+
+/// Path → sorted (name, value) pairs.
+pub type XattrMap = BTreeMap<Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>>;
 
 /// The oracle for xattrs: `getfattr -R -d -m - -e hex` over the source tree, path → sorted
 /// (name, value) pairs.
-pub fn oracle_xattrs(root: &Path) -> BTreeMap<Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>> {
+pub fn oracle_xattrs(root: &Path) -> XattrMap {
     let out = Command::new("getfattr")
         .args(["-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names"])
         .arg(root)
@@ -314,7 +411,7 @@ pub fn oracle_xattrs(root: &Path) -> BTreeMap<Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>> 
         .expect("getfattr (apt-get install attr)");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let prefix = format!("{}/", root.display());
-    let mut m: BTreeMap<Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>> = BTreeMap::new();
+    let mut m: XattrMap = BTreeMap::new();
     let mut cur: Option<Vec<u8>> = None;
     for line in text.lines() {
         if let Some(p) = line.strip_prefix("# file: ") {
@@ -324,10 +421,14 @@ pub fn oracle_xattrs(root: &Path) -> BTreeMap<Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>> 
             let bytes = (0..hex.len() / 2)
                 .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
                 .collect();
-            m.entry(c.clone()).or_default().push((k.as_bytes().to_vec(), bytes));
+            m.entry(c.clone())
+                .or_default()
+                .push((k.as_bytes().to_vec(), bytes));
         } else if let (Some(c), false) = (&cur, line.is_empty()) {
             // A name without a value (getfattr prints empty values as `name=""`... or bare).
-            m.entry(c.clone()).or_default().push((line.as_bytes().to_vec(), Vec::new()));
+            m.entry(c.clone())
+                .or_default()
+                .push((line.as_bytes().to_vec(), Vec::new()));
         }
     }
     for v in m.values_mut() {
@@ -338,7 +439,7 @@ pub fn oracle_xattrs(root: &Path) -> BTreeMap<Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>> 
 
 /// Our xattrs for every path of `paths`, in the same shape as [`oracle_xattrs`] (paths with
 /// no attributes left out).
-pub fn our_xattrs(fs: &dyn Filesystem, paths: impl Iterator<Item = Vec<u8>>) -> BTreeMap<Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>> {
+pub fn our_xattrs(fs: &dyn Filesystem, paths: impl Iterator<Item = Vec<u8>>) -> XattrMap {
     let mut m = BTreeMap::new();
     for p in paths {
         let mut full = b"/".to_vec();
