@@ -12,6 +12,12 @@ want qemu-io qemu-utils
 want zstd zstd
 want mkfs.ext4 e2fsprogs
 want python3 python3
+want debugfs e2fsprogs
+want setfattr attr
+want getfattr attr
+want setfacl acl
+want fls sleuthkit
+want icat sleuthkit
 
 if [ ${#need_pkgs[@]} -gt 0 ] && [ -z "${SKIP_INSTALL:-}" ]; then
   mapfile -t need_pkgs < <(printf '%s\n' "${need_pkgs[@]}" | sort -u)

@@ -3,7 +3,7 @@
 //!
 //! This crate is the public Rust API, a thin facade over the `guestctl-*` crates:
 //! [`Guestfs`] is a libguestfs-style handle (`add_drive_ro`, `launch`, ...); the lower
-//! layers are re-exported as [`block`], [`formats`] and [`convert`].
+//! layers are re-exported as [`block`], [`formats`], [`fs`] and [`convert`].
 //!
 //! ```no_run
 //! let mut g = guestctl::Guestfs::new();
@@ -24,6 +24,7 @@ use std::sync::Arc;
 pub use guestctl_block as block;
 pub use guestctl_convert as convert;
 pub use guestctl_formats as formats;
+pub use guestctl_fs as fs;
 
 pub use guestctl_block::{BlockDevice, Error, ErrorKind, Result};
 pub use guestctl_formats::{open_image, Format, Image, ImageInfo, OpenOptions};
