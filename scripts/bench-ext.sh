@@ -39,9 +39,11 @@ ratio() { printf '%.1f' "$(echo "$1 / $2" | bc -l)"; }
 nodes=$($bin walk "$img" | sed 's/.*nodes=\([0-9]*\).*/\1/')
 echo "image: $(du -h --apparent-size "$img" | cut -f1), $nodes nodes"
 t_ours=$(best $bin walk "$img")
+t_nov=$(best $bin walk-noverify "$img")
 t_fls=$(best fls -r -p "$img")
 t_view=$(RUNS=1 best $bin view-walk "$img")  # ~50 s: once
 echo "walk   guestctl ${t_ours}s | fls -r -p ${t_fls}s | ext4-view ${t_view}s | guestctl is $(ratio "$t_fls" "$t_ours")x faster than fls, $(ratio "$t_view" "$t_ours")x faster than ext4-view"
+echo "csum   walk with checksums verified ${t_ours}s, without ${t_nov}s: verification costs $(ratio "$t_ours" "$t_nov")x"
 
 out=$($bin read "$img")
 bytes=$(echo "$out" | sed 's/.*bytes=\([0-9]*\).*/\1/')

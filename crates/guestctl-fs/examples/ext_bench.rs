@@ -2,6 +2,7 @@
 //! reader or, for comparison in the same run, with the ext4-view crate.
 //!
 //! ext_bench walk IMG        every node's metadata (read_dir + stat), like `fls -r`
+//! ext_bench walk-noverify IMG   the walk without metadata_csum verification
 //! ext_bench read IMG        walk + read every regular file (one thread)
 //! ext_bench list IMG        "inode<TAB>size<TAB>path" of regular files
 //! ext_bench read-inodes IMG INODE...   read these inodes (to compare with icat)
@@ -17,8 +18,12 @@ use guestctl_block::RawFile;
 use guestctl_fs::{ext::ExtFs, FileType, Filesystem, NodeId, OpenOptions};
 
 fn ours(img: &str) -> ExtFs {
+    ours_with(img, true)
+}
+
+fn ours_with(img: &str, verify: bool) -> ExtFs {
     let dev = Arc::new(RawFile::open(img).expect("open image"));
-    ExtFs::open(dev, &OpenOptions::default()).expect("open ext")
+    ExtFs::open(dev, &OpenOptions::default().verify_checksums(verify)).expect("open ext")
 }
 
 fn walk(fs: &ExtFs, read: bool, list: bool) -> (u64, u64) {
@@ -112,6 +117,7 @@ fn main() {
     let t = Instant::now();
     let (nodes, bytes) = match cmd {
         "walk" => walk(&ours(img), false, false),
+        "walk-noverify" => walk(&ours_with(img, false), false, false),
         "read" => walk(&ours(img), true, false),
         "list" => walk(&ours(img), false, true),
         "read-inodes" => {
