@@ -93,3 +93,60 @@ fn ext4_64k_blocks() {
 fn ext4_bigalloc() {
     check("ext4", &["-O", "bigalloc", "-C", "16384"], true);
 }
+
+#[test]
+fn ext4_large_dir_sparse_super2_no_flex_bg() {
+    check("ext4", &["-O", "large_dir,sparse_super2,^flex_bg"], true);
+}
+
+#[test]
+fn ext4_ea_inode_big_xattr() {
+    // A 20 KB value does not fit a 4 KiB xattr block: with ea_inode it gets its own inode.
+    // The host cannot hold such a value, so debugfs's ea_set writes it into the image.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("f"), b"x").expect("w");
+    let img = mkfs(
+        tmp.path(),
+        "fs.img",
+        "ext4",
+        &["-O", "ea_inode"],
+        &src,
+        "32M",
+    );
+    let value = noise(20_000, 42);
+    let vfile = tmp.path().join("value");
+    std::fs::write(&vfile, &value).expect("w");
+    run(
+        "debugfs",
+        &[
+            "-w",
+            "-R",
+            &format!("ea_set -f {} /f user.huge", vfile.display()),
+            img.to_str().expect("u"),
+        ],
+    );
+    // debugfs 1.47's ea_set -f stores at most 1024 bytes of the file: its ea_get is the oracle.
+    let got = tmp.path().join("got");
+    run(
+        "debugfs",
+        &[
+            "-R",
+            &format!("ea_get -f {} /f user.huge", got.display()),
+            img.to_str().expect("u"),
+        ],
+    );
+    let value = std::fs::read(&got).expect("ea_get output");
+    assert!(value.len() >= 1024, "{}", value.len());
+    let stat = run("debugfs", &["-R", "stat <13>", img.to_str().expect("u")]);
+    assert!(
+        stat.contains("Flags: 0x280000"),
+        "the value lives in an ea_inode: {stat}"
+    );
+    let fs = open(&img);
+    let x = fs.xattrs(fs.resolve("/f").expect("f")).expect("xattrs");
+    assert_eq!(x.len(), 1);
+    assert_eq!(x[0].name, b"user.huge");
+    assert!(x[0].value == value, "ea_inode value differs");
+}
