@@ -18,6 +18,8 @@ want getfattr attr
 want setfacl acl
 want fls sleuthkit
 want icat sleuthkit
+want sfdisk fdisk
+want mkfs.vfat dosfstools
 
 if [ ${#need_pkgs[@]} -gt 0 ] && [ -z "${SKIP_INSTALL:-}" ]; then
   mapfile -t need_pkgs < <(printf '%s\n' "${need_pkgs[@]}" | sort -u)
