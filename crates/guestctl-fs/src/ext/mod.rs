@@ -842,11 +842,9 @@ impl ExtFs {
                         .inode(ino.ino));
                     }
                 }
-                let region = match tail {
-                    Some(_) => &block[..self.bs - dir::TAIL_LEN],
-                    None => &block[..],
-                };
-                dir::parse_entries(region, self.bs, has_ft, max_ino, &mut out).map_err(
+                // The checksum tail is itself a valid empty entry (inode 0, rec_len 12), and an
+                // htree root's `..` entry spans the whole block: parse every block whole.
+                dir::parse_entries(&block, self.bs, has_ft, max_ino, &mut out).map_err(
                     |(o, m)| corrupt_at("directory entry", boff + o as u64, m).inode(ino.ino),
                 )?;
                 if out.len() > MAX_DIR_ENTRIES {
