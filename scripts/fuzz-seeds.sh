@@ -27,9 +27,18 @@ for spec in "ext2 -b 1024" "ext3 -b 1024 -J size=1" "ext4 -b 1024 -O ^has_journa
   mkfs."$kind" -q -F -N 64 "$@" -d "$src" "$tmp/img" 256K >/dev/null 2>&1 || { echo "skip: $spec"; continue; }
   cp "$tmp/img" "$out/seed-$n-$kind.img"
 done
-# A journal with pending transactions, for the journal target.
-mkfs.ext4 -q -F -b 1024 -J size=1 "$tmp/j.img" 4M
-printf 'jo\njw -b 100,101 /dev/null\njc\n' > "$tmp/cmds" 2>/dev/null
-debugfs -w -f "$tmp/cmds" "$tmp/j.img" >/dev/null 2>&1 || true
-debugfs -R "dump <8> $jout/seed-journal.bin" "$tmp/j.img" >/dev/null 2>&1 || true
+# Journals with pending transactions (debugfs jw needs whole-block data files), with and
+# without journal checksums, for the journal target.
+head -c 2048 /dev/urandom > "$tmp/d2"
+for jo in "" "-c -v 3" "-c -v 2"; do
+  n=$((n+1))
+  mkfs.ext4 -q -F -b 1024 -J size=1 "$tmp/j.img" 4M
+  printf 'jo %s\njw -b 100,101 %s\njw -r 100 /dev/null\njw -b 102 -c %s\njc\n' "$jo" "$tmp/d2" "$tmp/d2" > "$tmp/cmds"
+  debugfs -w -f "$tmp/cmds" "$tmp/j.img" >/dev/null 2>&1
+  debugfs -R "dump <8> $tmp/journal" "$tmp/j.img" >/dev/null 2>&1
+  # Only the log's first blocks matter: keep 64 KiB of the 1 MiB journal.
+  head -c 65536 "$tmp/journal" > "$jout/seed-journal-$n.bin"
+  # ... and say so in its superblock (s_maxlen = 64 blocks, big-endian at 0x10).
+  printf '\000\000\000\100' | dd of="$jout/seed-journal-$n.bin" bs=1 seek=16 conv=notrunc status=none
+done
 ls -la "$out" "$jout"
