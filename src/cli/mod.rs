@@ -1,6 +1,7 @@
 //! Command-line parsing and output. No logic of its own: everything is a library call.
 
 mod convert;
+mod files;
 mod info;
 
 use std::path::PathBuf;
@@ -34,6 +35,14 @@ enum Command {
     Info(info::InfoArgs),
     /// Convert an image to raw (sparse) or qcow2 (optionally compressed); chains are flattened.
     Convert(convert::ConvertArgs),
+    /// List the filesystems of every partition: device, type, size, UUID, label.
+    Filesystems(files::FilesystemsArgs),
+    /// List a guest directory (-l long, -R recursive, --json lines).
+    Ls(files::LsArgs),
+    /// Print a guest file to stdout.
+    Cat(files::CatArgs),
+    /// Show a guest file's metadata (inode, mode, owner, times, links).
+    Stat(files::StatArgs),
 }
 
 /// How to open images: shared by every command that reads one.
@@ -73,6 +82,10 @@ pub fn run() -> ExitCode {
     let result = match cli.command {
         Command::Info(a) => info::run(a),
         Command::Convert(a) => convert::run(a),
+        Command::Filesystems(a) => files::filesystems(a),
+        Command::Ls(a) => files::ls(a),
+        Command::Cat(a) => files::cat(a),
+        Command::Stat(a) => files::stat(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

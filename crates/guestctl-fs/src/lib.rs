@@ -19,6 +19,7 @@
 mod error;
 pub mod ext;
 mod path;
+pub mod probe;
 
 use std::fmt::Debug;
 

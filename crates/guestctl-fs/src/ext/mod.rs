@@ -1015,16 +1015,7 @@ fn fold_case(name: &[u8]) -> Option<String> {
 impl Filesystem for ExtFs {
     fn info(&self) -> FsInfo {
         let sb = &self.sb;
-        let ext3_incompat = incompat::FILETYPE | incompat::RECOVER | incompat::META_BG;
-        let ext3_ro = ro_compat::SPARSE_SUPER | 0x2 | 0x4;
-        let fs_type =
-            if sb.feature_incompat & !ext3_incompat != 0 || sb.feature_ro_compat & !ext3_ro != 0 {
-                "ext4"
-            } else if sb.has_compat(compat::HAS_JOURNAL) {
-                "ext3"
-            } else {
-                "ext2"
-            };
+        let fs_type = fs_type(sb);
         FsInfo {
             fs_type: fs_type.into(),
             label: sb.label(),
@@ -1120,6 +1111,25 @@ impl Filesystem for ExtFs {
             });
         }
         Ok(out)
+    }
+}
+
+/// `(type, label, uuid)` of an ext superblock (1024 bytes), as blkid names them, without
+/// opening the filesystem.
+pub fn superblock_info(raw: &[u8]) -> Result<(String, String, String)> {
+    let sb = Superblock::parse(raw)?;
+    Ok((fs_type(&sb).to_string(), sb.label(), sb.uuid_string()))
+}
+
+fn fs_type(sb: &Superblock) -> &'static str {
+    let ext3_incompat = incompat::FILETYPE | incompat::RECOVER | incompat::META_BG;
+    let ext3_ro = ro_compat::SPARSE_SUPER | 0x2 | 0x4;
+    if sb.feature_incompat & !ext3_incompat != 0 || sb.feature_ro_compat & !ext3_ro != 0 {
+        "ext4"
+    } else if sb.has_compat(compat::HAS_JOURNAL) {
+        "ext3"
+    } else {
+        "ext2"
     }
 }
 

@@ -1,0 +1,145 @@
+//! Filesystem (and container) probing by superblock signature, for every partition,
+//! including the ones guestctl cannot read: type, label and UUID as `blkid` would show them.
+
+use guestctl_block::BlockDevice;
+
+/// What a probe found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// `ext2`/`ext3`/`ext4`, `vfat`, `exfat`, `ntfs`, `xfs`, `btrfs`, `swap`, `LVM2_member`,
+    /// `crypto_LUKS`, `iso9660`.
+    pub fs_type: String,
+    /// Volume label ("" when none).
+    pub label: String,
+    /// UUID or serial ("" when none).
+    pub uuid: String,
+    /// Whether guestctl can read the files inside.
+    pub readable: bool,
+}
+
+fn read(dev: &dyn BlockDevice, off: u64, len: usize) -> Option<Vec<u8>> {
+    if off + len as u64 > dev.size() {
+        return None;
+    }
+    let mut b = vec![0u8; len];
+    dev.read_exact_at(off, &mut b).ok()?;
+    Some(b)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn uuid(b: &[u8]) -> String {
+    format!(
+        "{}-{}-{}-{}-{}",
+        hex(&b[0..4]),
+        hex(&b[4..6]),
+        hex(&b[6..8]),
+        hex(&b[8..10]),
+        hex(&b[10..16])
+    )
+}
+
+fn text(b: &[u8]) -> String {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end]).trim_end().to_string()
+}
+
+fn p(fs_type: &str, label: String, uuid: String, readable: bool) -> Option<Probe> {
+    Some(Probe {
+        fs_type: fs_type.into(),
+        label,
+        uuid,
+        readable,
+    })
+}
+
+/// Probes `dev` (a partition or whole disk). `None`: nothing recognised.
+pub fn probe(dev: &dyn BlockDevice) -> Option<Probe> {
+    let head = read(dev, 0, 4096.min(dev.size() as usize))?;
+    if head.len() >= 512 {
+        if &head[3..11] == b"NTFS    " {
+            let serial = u64::from_le_bytes(head[0x48..0x50].try_into().ok()?);
+            return p("ntfs", String::new(), format!("{serial:016X}"), false);
+        }
+        if &head[3..11] == b"EXFAT   " {
+            let serial = u32::from_le_bytes(head[0x64..0x68].try_into().ok()?);
+            return p(
+                "exfat",
+                String::new(),
+                format!("{:04X}-{:04X}", serial >> 16, serial & 0xFFFF),
+                false,
+            );
+        }
+        if head[510] == 0x55 && head[511] == 0xAA {
+            let fat32 = &head[0x52..0x57] == b"FAT32";
+            if fat32 || &head[0x36..0x39] == b"FAT" {
+                let (id, lab) = if fat32 { (0x43, 0x47) } else { (0x27, 0x2B) };
+                let serial = u32::from_le_bytes(head[id..id + 4].try_into().ok()?);
+                let label = text(&head[lab..lab + 11]);
+                let label = if label == "NO NAME" {
+                    String::new()
+                } else {
+                    label
+                };
+                return p(
+                    "vfat",
+                    label,
+                    format!("{:04X}-{:04X}", serial >> 16, serial & 0xFFFF),
+                    false,
+                );
+            }
+        }
+        if &head[0..4] == b"XFSB" && head.len() >= 0x80 {
+            return p(
+                "xfs",
+                text(&head[0x6C..0x78]),
+                uuid(&head[0x20..0x30]),
+                false,
+            );
+        }
+        if &head[0..6] == b"LUKS\xba\xbe" {
+            return p(
+                "crypto_LUKS",
+                String::new(),
+                text(&head[0xA8..0xA8 + 40]),
+                false,
+            );
+        }
+        if head.len() >= 1024 && &head[512..520] == b"LABELONE" && &head[536..544] == b"LVM2 001" {
+            return p("LVM2_member", String::new(), text(&head[544..576]), false);
+        }
+    }
+    if let Some(sb) = read(dev, 1024, 1024) {
+        if sb[0x38] == 0x53 && sb[0x39] == 0xEF {
+            if let Ok(s) = crate::ext::superblock_info(&sb) {
+                return p(&s.0, s.1, s.2, true);
+            }
+        }
+    }
+    if let Some(b) = read(dev, 0x10000, 0x1000) {
+        if &b[0x40..0x48] == b"_BHRfS_M" {
+            return p(
+                "btrfs",
+                text(&b[0x12B..0x12B + 256]),
+                uuid(&b[0x20..0x30]),
+                false,
+            );
+        }
+    }
+    for page in [4096u64, 8192, 16384, 65536] {
+        if let Some(b) = read(dev, page - 10, 10) {
+            if &b == b"SWAPSPACE2" || &b == b"SWAP-SPACE" {
+                let h = read(dev, 1024, 1024)?;
+                return p("swap", text(&h[0x1C..0x2C]), uuid(&h[0x0C..0x1C]), false);
+            }
+        }
+    }
+    if let Some(b) = read(dev, 0x8000, 0x800) {
+        if &b[1..6] == b"CD001" {
+            return p("iso9660", text(&b[40..72]), String::new(), false);
+        }
+    }
+    None
+}

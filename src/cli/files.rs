@@ -1,0 +1,315 @@
+//! `guestctl filesystems`, `ls`, `cat`, `stat`: browse guest filesystems in process.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use guestctl::fs::{resolve_path, FileType, Filesystem, Metadata, NodeId, Timestamp};
+use guestctl::Guestfs;
+
+use super::ImageOpts;
+
+/// Disks and which filesystem to use, shared by the file commands.
+#[derive(Args, Debug)]
+pub struct Disks {
+    /// The disk image.
+    image: PathBuf,
+    /// More disks (the second is /dev/sdb, ...).
+    #[arg(short = 'a', long = "add", value_name = "IMAGE")]
+    add: Vec<PathBuf>,
+    /// The filesystem to use, as `guestctl filesystems` names it (/dev/sda1). Default: the
+    /// only readable filesystem there is.
+    #[arg(short = 'm', long = "mount", value_name = "DEV")]
+    mount: Option<String>,
+    #[command(flatten)]
+    image_opts: ImageOpts,
+}
+
+impl Disks {
+    fn launch(&self) -> anyhow::Result<Guestfs> {
+        let mut g = Guestfs::new();
+        for p in std::iter::once(&self.image).chain(&self.add) {
+            g.add_drive_opts(p, self.image_opts.open_options())?;
+        }
+        g.launch()?;
+        Ok(g)
+    }
+
+    fn filesystem(&self) -> anyhow::Result<Arc<dyn Filesystem>> {
+        let g = self.launch()?;
+        let dev = match &self.mount {
+            Some(d) => d.split(':').next().unwrap_or(d).to_string(),
+            None => {
+                let mut notes = Vec::new();
+                let all = g.list_filesystems(&mut notes)?;
+                let readable: Vec<_> = all.iter().filter(|f| f.readable).collect();
+                match readable.as_slice() {
+                    [one] => one.device.clone(),
+                    [] => bail!(
+                        "no readable filesystem found (guestctl reads ext2/3/4 today); found: {}",
+                        all.iter()
+                            .map(|f| format!("{} ({})", f.device, f.fs_type))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    many => bail!(
+                        "several filesystems: choose one with -m: {}",
+                        many.iter()
+                            .map(|f| format!("{} ({})", f.device, f.fs_type))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                }
+            }
+        };
+        Ok(g.mount_ro(&dev)
+            .with_context(|| format!("cannot open the filesystem on {dev}"))?)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct FilesystemsArgs {
+    /// The disk image.
+    image: PathBuf,
+    /// More disks.
+    #[arg(short = 'a', long = "add", value_name = "IMAGE")]
+    add: Vec<PathBuf>,
+    /// JSON output: an array of {device, type, label, uuid, size, part_type, part_name, readable}.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    image_opts: ImageOpts,
+}
+
+pub fn filesystems(a: FilesystemsArgs) -> anyhow::Result<()> {
+    let d = Disks {
+        image: a.image,
+        add: a.add,
+        mount: None,
+        image_opts: a.image_opts,
+    };
+    let g = d.launch()?;
+    let mut notes = Vec::new();
+    let list = g.list_filesystems(&mut notes)?;
+    for n in &notes {
+        eprintln!("guestctl: note: {n}");
+    }
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        serde_json::to_writer_pretty(&mut out, &list)?;
+        writeln!(out)?;
+    } else {
+        for f in list {
+            writeln!(
+                out,
+                "{:<12} {:<12} {:>14} {:<38} {}",
+                f.device, f.fs_type, f.size, f.uuid, f.label
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn time(t: Option<Timestamp>) -> serde_json::Value {
+    match t {
+        Some(t) if t.nanos == 0 => serde_json::json!(t.secs),
+        Some(t) => serde_json::json!(t.secs as f64 + f64::from(t.nanos) / 1e9),
+        None => serde_json::Value::Null,
+    }
+}
+
+fn record(fs: &dyn Filesystem, path: &str, node: NodeId, m: &Metadata) -> serde_json::Value {
+    let target = (m.file_type == FileType::Symlink)
+        .then(|| {
+            fs.read_link(node)
+                .ok()
+                .map(|t| String::from_utf8_lossy(&t).into_owned())
+        })
+        .flatten();
+    serde_json::json!({
+        "path": path, "type": m.file_type.as_str(), "size": m.size, "mode": format!("{:04o}", m.mode),
+        "uid": m.uid, "gid": m.gid, "mtime": time(m.mtime), "nlink": m.nlink, "inode": m.inode,
+        "target": target,
+    })
+}
+
+fn mode_string(m: &Metadata) -> String {
+    let t = match m.file_type {
+        FileType::Directory => 'd',
+        FileType::Symlink => 'l',
+        FileType::CharDevice => 'c',
+        FileType::BlockDevice => 'b',
+        FileType::Fifo => 'p',
+        FileType::Socket => 's',
+        _ => '-',
+    };
+    let mut s = String::from(t);
+    for shift in [6, 3, 0] {
+        let b = (m.mode >> shift) & 7;
+        s.push(if b & 4 != 0 { 'r' } else { '-' });
+        s.push(if b & 2 != 0 { 'w' } else { '-' });
+        s.push(if b & 1 != 0 { 'x' } else { '-' });
+    }
+    s
+}
+
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    #[command(flatten)]
+    disks: Disks,
+    /// Directory (or file) inside the guest.
+    #[arg(default_value = "/")]
+    path: String,
+    /// Long listing: mode, links, owner, size, mtime.
+    #[arg(short = 'l', long)]
+    long: bool,
+    /// Recurse; never stops at a bad directory (its error is printed, the walk goes on).
+    #[arg(short = 'R', long)]
+    recursive: bool,
+    /// JSON lines: {path, type, size, mode, uid, gid, mtime, nlink, inode, target}.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn ls(a: LsArgs) -> anyhow::Result<()> {
+    let fs = a.disks.filesystem()?;
+    let fs = fs.as_ref();
+    let start = resolve_path(fs, a.path.as_bytes(), true)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let base = a.path.trim_end_matches('/').to_string();
+    let mut stack = vec![(base, start)];
+    let mut failed = false;
+    while let Some((dir, node)) = stack.pop() {
+        let mut entries = match fs.read_dir(node) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("guestctl: {}: {e}", if dir.is_empty() { "/" } else { &dir });
+                failed = true;
+                continue;
+            }
+        };
+        entries.sort_by(|x, y| x.name.cmp(&y.name));
+        let mut subdirs = Vec::new();
+        for e in entries {
+            let path = format!("{dir}/{}", String::from_utf8_lossy(&e.name));
+            let m = match fs.metadata(e.node) {
+                Ok(m) => m,
+                Err(err) => {
+                    eprintln!("guestctl: {path}: {err}");
+                    failed = true;
+                    continue;
+                }
+            };
+            if a.json {
+                serde_json::to_writer(&mut out, &record(fs, &path, e.node, &m))?;
+                writeln!(out)?;
+            } else if a.long {
+                let tgt = if m.file_type == FileType::Symlink {
+                    fs.read_link(e.node)
+                        .map(|t| format!(" -> {}", String::from_utf8_lossy(&t)))
+                        .unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                let mt = m.mtime.map_or(0, |t| t.secs);
+                writeln!(
+                    out,
+                    "{} {:>3} {:>5} {:>5} {:>12} {:>11} {}{tgt}",
+                    mode_string(&m),
+                    m.nlink,
+                    m.uid,
+                    m.gid,
+                    m.size,
+                    mt,
+                    if a.recursive {
+                        &path
+                    } else {
+                        path.rsplit('/').next().unwrap_or(&path)
+                    }
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "{}",
+                    if a.recursive {
+                        &path
+                    } else {
+                        path.rsplit('/').next().unwrap_or(&path)
+                    }
+                )?;
+            }
+            if a.recursive && m.file_type == FileType::Directory {
+                subdirs.push((path, e.node));
+            }
+        }
+        stack.extend(subdirs.into_iter().rev());
+    }
+    out.flush()?;
+    if failed {
+        bail!("some entries could not be read (see above)");
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct CatArgs {
+    #[command(flatten)]
+    disks: Disks,
+    /// File inside the guest (symlinks are followed inside the guest).
+    path: String,
+}
+
+pub fn cat(a: CatArgs) -> anyhow::Result<()> {
+    let fs = a.disks.filesystem()?;
+    let node = fs.resolve(&a.path)?;
+    let size = fs.metadata(node)?.size;
+    let mut out = std::io::stdout().lock();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut off = 0;
+    while off < size {
+        let n = fs.read_at(node, off, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n])?;
+        off += n as u64;
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct StatArgs {
+    #[command(flatten)]
+    disks: Disks,
+    /// Path inside the guest (a final symlink is not followed, like `stat`).
+    path: String,
+    /// JSON: {path, type, size, mode, uid, gid, mtime, nlink, inode, target, atime, ctime, crtime, rdev, allocated}.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn stat(a: StatArgs) -> anyhow::Result<()> {
+    let fs = a.disks.filesystem()?;
+    let node = resolve_path(fs.as_ref(), a.path.as_bytes(), false)?;
+    let m = fs.metadata(node)?;
+    let mut r = record(fs.as_ref(), &a.path, node, &m);
+    r["atime"] = time(m.atime);
+    r["ctime"] = time(m.ctime);
+    r["crtime"] = time(m.crtime);
+    r["rdev"] = m.rdev.map_or(serde_json::Value::Null, |(ma, mi)| {
+        serde_json::json!([ma, mi])
+    });
+    r["allocated"] = serde_json::json!(m.allocated);
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        serde_json::to_writer_pretty(&mut out, &r)?;
+        writeln!(out)?;
+    } else if let serde_json::Value::Object(map) = r {
+        for (k, v) in map {
+            writeln!(out, "{k:>9}: {v}")?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! `guestctl filesystems`, `ls`, `cat`, `stat` on a GPT disk made by sfdisk with an ext4
+//! partition made by mkfs.ext4 -d (at the partition's offset), as raw and as compressed
+//! qcow2. Oracles: blkid for the filesystem list, the source tree (find, file contents).
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::run;
+
+fn guestctl(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_guestctl"))
+        .args(args)
+        .output()
+        .expect("guestctl")
+}
+
+fn make_disk(dir: &Path) -> std::path::PathBuf {
+    let src = dir.join("src");
+    std::fs::create_dir_all(src.join("etc/deep/er")).expect("mkdir");
+    std::fs::write(src.join("etc/hostname"), b"guest1\n").expect("w");
+    std::fs::write(src.join("etc/deep/er/file"), vec![7u8; 100_000]).expect("w");
+    std::os::unix::fs::symlink("/etc/hostname", src.join("hn")).expect("ln");
+    let img = dir.join("disk.img");
+    std::fs::File::create(&img)
+        .expect("c")
+        .set_len(64 << 20)
+        .expect("len");
+    let script = "label: gpt\nstart=2048, size=65536, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=\"root\"\nsize=8192, type=0657FD6D-A4AB-43C4-84E5-0933C84B4F4F\n";
+    let mut c = Command::new("sfdisk")
+        .args(["-q"])
+        .arg(&img)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("sfdisk (apt-get install fdisk)");
+    use std::io::Write;
+    c.stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("w");
+    assert!(c.wait().expect("wait").success());
+    run(
+        "mkfs.ext4",
+        &[
+            "-q",
+            "-F",
+            "-L",
+            "rootfs",
+            "-E",
+            "offset=1048576",
+            "-d",
+            src.to_str().expect("u"),
+            img.to_str().expect("u"),
+            "32M",
+        ],
+        dir,
+    );
+    img
+}
+
+#[test]
+fn filesystems_ls_cat_stat() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let img = make_disk(tmp.path());
+    let i = img.to_str().expect("u");
+
+    let out = guestctl(&["filesystems", "--json", i]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let blkid = run("blkid", &["-p", "-O", "1048576", i], tmp.path());
+    let blkid = String::from_utf8_lossy(&blkid.stdout).into_owned();
+    let uuid = list[0]["uuid"].as_str().expect("uuid");
+    assert_eq!(list[0]["device"], "/dev/sda1");
+    assert_eq!(list[0]["type"], "ext4");
+    assert!(
+        blkid.contains(&format!("UUID=\"{uuid}\"")) && blkid.contains("LABEL=\"rootfs\""),
+        "{blkid}"
+    );
+    assert_eq!(list[0]["size"], 32 << 20);
+    assert_eq!(list[1]["device"], "/dev/sda2");
+
+    // ls -R --json against find on the source tree.
+    let out = guestctl(&["ls", "-R", "--json", i, "/"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut ours: Vec<(String, String, u64)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json line"))
+        .filter(|v| !v["path"].as_str().expect("p").starts_with("/lost+found"))
+        .map(|v| {
+            let t = v["type"].as_str().expect("t").to_string();
+            let size = if t == "directory" {
+                0
+            } else {
+                v["size"].as_u64().expect("s")
+            };
+            (v["path"].as_str().expect("p").to_string(), t, size)
+        })
+        .collect();
+    ours.sort();
+    let find = run(
+        "find",
+        &[
+            tmp.path().join("src").to_str().expect("u"),
+            "-mindepth",
+            "1",
+            "-printf",
+            "/%P\t%y\t%s\n",
+        ],
+        tmp.path(),
+    );
+    let mut want: Vec<(String, String, u64)> = String::from_utf8_lossy(&find.stdout)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let t = match f[1] {
+                "d" => "directory",
+                "l" => "symlink",
+                _ => "file",
+            }
+            .to_string();
+            let size = if t == "directory" {
+                0
+            } else {
+                f[2].parse().expect("size")
+            };
+            (f[0].to_string(), t, size)
+        })
+        .collect();
+    want.sort();
+    assert_eq!(ours, want);
+
+    // cat follows the symlink inside the guest; works the same on compressed qcow2.
+    let out = guestctl(&["cat", i, "/hn"]);
+    assert_eq!(out.stdout, b"guest1\n");
+    let q = tmp.path().join("disk.qcow2");
+    run(
+        "qemu-img",
+        &["convert", "-c", "-O", "qcow2", i, q.to_str().expect("u")],
+        tmp.path(),
+    );
+    let out = guestctl(&[
+        "cat",
+        "-m",
+        "/dev/sda1",
+        q.to_str().expect("u"),
+        "/etc/deep/er/file",
+    ]);
+    assert_eq!(out.stdout, vec![7u8; 100_000]);
+
+    let out = guestctl(&["stat", "--json", i, "/hn"]);
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(st["type"], "symlink");
+    assert_eq!(st["target"], "/etc/hostname");
+
+    // Errors: one clear line, exit 1.
+    let out = guestctl(&["cat", i, "/nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/nope"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = guestctl(&["ls", "-m", "/dev/sda2", i, "/"]);
+    assert_eq!(out.status.code(), Some(1));
+}
