@@ -64,8 +64,8 @@ impl Disks {
                 }
             }
         };
-        Ok(g.mount_ro(&dev)
-            .with_context(|| format!("cannot open the filesystem on {dev}"))?)
+        g.mount_ro(&dev)
+            .with_context(|| format!("cannot open the filesystem on {dev}"))
     }
 }
 
