@@ -83,7 +83,7 @@ pub fn run() -> ExitCode {
     }
 }
 
-fn print_error(e: &anyhow::Error) {
+pub(crate) fn print_error(e: &anyhow::Error) {
     eprintln!("guestctl: error: {e}");
     for cause in e.chain().skip(1) {
         eprintln!("  caused by: {cause}");

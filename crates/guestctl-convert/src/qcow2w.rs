@@ -29,6 +29,12 @@ pub struct Qcow2Options {
     pub compression: Option<Compression>,
     /// Compression level (None: the codec's default).
     pub level: Option<i32>,
+    /// Backing file name to record (as given; readers resolve a relative name against the
+    /// image's directory). Only clusters that differ from the backing device passed to
+    /// [`write_qcow2`] are written.
+    pub backing_file: Option<String>,
+    /// Backing format to record in the header extension (`raw`, `qcow2`, `vmdk`).
+    pub backing_format: Option<String>,
 }
 
 impl Default for Qcow2Options {
@@ -37,6 +43,8 @@ impl Default for Qcow2Options {
             cluster_size: 65536,
             compression: None,
             level: None,
+            backing_file: None,
+            backing_format: None,
         }
     }
 }
@@ -46,7 +54,10 @@ impl Default for Qcow2Options {
 const BATCH_BYTES: u64 = 32 << 20;
 
 enum Cluster {
+    /// Not allocated: reads as zero, or as the backing file where there is one.
     Skip,
+    /// Reads as zero although the backing file has data there (v3 zero flag).
+    Zero,
     /// Plain data, left in the batch buffer.
     Plain,
     Compressed(Vec<u8>),
@@ -66,10 +77,29 @@ fn compress(c: Compression, level: Option<i32>, data: &[u8]) -> Option<Vec<u8>> 
     (out.len() + 512 <= data.len()).then_some(out)
 }
 
+/// Which clusters of `[first, first + has.len()) * cs` hold data in `dev`'s map (ranges past
+/// the device's end hold none).
+fn mark_data(dev: &dyn BlockDevice, first: u64, cs: u64, has: &mut [bool]) -> Result<()> {
+    let start = first * cs;
+    if start >= dev.size() {
+        return Ok(());
+    }
+    let len = (has.len() as u64 * cs).min(dev.size() - start);
+    let map = dev.map(start, len)?;
+    for x in map.iter().filter(|x| x.kind == ExtentKind::Data) {
+        let (c0, c1) = ((x.offset - start) / cs, (x.end() - 1 - start) / cs);
+        has[c0 as usize..=c1 as usize].fill(true);
+    }
+    Ok(())
+}
+
 /// Writes `src` as a qcow2 v3 image to the already created `out` (positional writes).
-/// `progress` gets guest bytes done.
+/// With `base`, only clusters whose bytes differ from `base` are stored (a cluster that reads
+/// as zero over base data gets the zero flag); the caller records the backing name in
+/// `opts`. `progress` gets guest bytes done.
 pub fn write_qcow2(
     src: &dyn BlockDevice,
+    base: Option<&dyn BlockDevice>,
     out: &File,
     out_path: &Path,
     opts: &Qcow2Options,
@@ -84,6 +114,8 @@ pub fn write_qcow2(
     }
     let bits = cs.trailing_zeros();
     let size = src.size();
+    // Refuse a header that cannot fit before doing any work.
+    header(opts, bits, size, 0, 0, 0, 0)?;
     let l2_entries = cs / 8;
     let per_l1 = l2_entries * cs;
     let l1_size = size.div_ceil(per_l1).max(1);
@@ -107,39 +139,58 @@ pub fn write_qcow2(
     let mut first = 0u64;
     while first < n_clusters {
         let last = (first + per_batch).min(n_clusters);
-        let map = src.map(first * cs, (last - first) * cs)?;
-        // One pass over the map marks the clusters that hold any data.
+        // One pass over each map marks the clusters that hold any data.
         let mut has_data = vec![false; (last - first) as usize];
-        for x in map.iter().filter(|x| x.kind == ExtentKind::Data) {
-            let (c0, c1) = (x.offset / cs - first, (x.end() - 1) / cs - first);
-            has_data[c0 as usize..=c1 as usize].fill(true);
+        mark_data(src, first, cs, &mut has_data)?;
+        let mut base_data = vec![false; if base.is_some() { has_data.len() } else { 0 }];
+        if let Some(b) = base {
+            mark_data(b, first, cs, &mut base_data)?;
         }
         let area = &mut batch[..((last - first) * cs) as usize];
         let results: Vec<Result<Cluster>> = area
             .par_chunks_mut(cs as usize)
             .enumerate()
-            .map(|(i, chunk)| {
-                let c = first + i as u64;
-                if !has_data[i] {
-                    return Ok(Cluster::Skip);
-                }
-                let o = c * cs;
-                let n = cs.min(size - o) as usize;
-                src.read_exact_at(o, &mut chunk[..n])?;
-                chunk[n..].fill(0);
-                if is_zero(chunk) {
-                    return Ok(Cluster::Skip);
-                }
-                Ok(
-                    match opts
-                        .compression
-                        .and_then(|k| compress(k, opts.level, chunk))
-                    {
-                        Some(z) => Cluster::Compressed(z),
-                        None => Cluster::Plain,
-                    },
-                )
-            })
+            .map_init(
+                || base.map(|_| AlignedBuf::new(cs as usize)),
+                |bbuf, (i, chunk)| {
+                    let c = first + i as u64;
+                    let in_base = base_data.get(i).copied().unwrap_or(false);
+                    if !has_data[i] && !in_base {
+                        return Ok(Cluster::Skip);
+                    }
+                    let o = c * cs;
+                    if has_data[i] {
+                        let n = cs.min(size - o) as usize;
+                        src.read_exact_at(o, &mut chunk[..n])?;
+                        chunk[n..].fill(0);
+                    } else {
+                        chunk.fill(0);
+                    }
+                    let zero = is_zero(chunk);
+                    if let (Some(b), Some(bb), true) = (base, bbuf.as_mut(), in_base) {
+                        let n = cs.min(b.size() - o) as usize;
+                        b.read_exact_at(o, &mut bb[..n])?;
+                        bb[n..].fill(0);
+                        if bb[..] == chunk[..] {
+                            return Ok(Cluster::Skip);
+                        }
+                        if zero {
+                            return Ok(Cluster::Zero);
+                        }
+                    } else if zero {
+                        return Ok(Cluster::Skip);
+                    }
+                    Ok(
+                        match opts
+                            .compression
+                            .and_then(|k| compress(k, opts.level, chunk))
+                        {
+                            Some(z) => Cluster::Compressed(z),
+                            None => Cluster::Plain,
+                        },
+                    )
+                },
+            )
             .collect();
         // Write in guest order; consecutive plain clusters go out as one write.
         let mut run: Option<(usize, u64)> = None; // (first index in batch, host offset)
@@ -156,6 +207,10 @@ pub fn write_qcow2(
                 Cluster::Skip => {
                     flush(&mut run, i)?;
                     continue;
+                }
+                Cluster::Zero => {
+                    flush(&mut run, i)?;
+                    1
                 }
                 Cluster::Plain => {
                     cpos = 0; // plain clusters start after any packed compressed data
@@ -244,21 +299,62 @@ pub fn write_qcow2(
     // L1 table and header last.
     let l1b: Vec<u8> = l1.iter().flat_map(|e| e.to_be_bytes()).collect();
     wr(&l1b, cs)?;
+    wr(
+        &header(opts, bits, size, l1_size, cs, rt_start * cs, rt)?,
+        0,
+    )?;
+    Ok(())
+}
+
+/// The header, its extensions and the backing file name: all of cluster 0.
+fn header(
+    opts: &Qcow2Options,
+    bits: u32,
+    size: u64,
+    l1_size: u64,
+    l1_at: u64,
+    rt_at: u64,
+    rt: u64,
+) -> Result<Vec<u8>> {
     let mut h = vec![0u8; 112];
     h[0..4].copy_from_slice(b"QFI\xfb");
     h[4..8].copy_from_slice(&3u32.to_be_bytes());
     h[20..24].copy_from_slice(&bits.to_be_bytes());
     h[24..32].copy_from_slice(&size.to_be_bytes());
     h[36..40].copy_from_slice(&(l1_size as u32).to_be_bytes());
-    h[40..48].copy_from_slice(&cs.to_be_bytes());
-    h[48..56].copy_from_slice(&(rt_start * cs).to_be_bytes());
+    h[40..48].copy_from_slice(&l1_at.to_be_bytes());
+    h[48..56].copy_from_slice(&rt_at.to_be_bytes());
     h[56..60].copy_from_slice(&(rt as u32).to_be_bytes());
     let zstd = opts.compression == Some(Compression::Zstd);
     h[72..80].copy_from_slice(&(if zstd { 1u64 << 3 } else { 0 }).to_be_bytes());
     h[96..100].copy_from_slice(&4u32.to_be_bytes());
     h[100..104].copy_from_slice(&112u32.to_be_bytes());
     h[104] = u8::from(zstd);
+    if let Some(f) = &opts.backing_format {
+        // Backing format name extension, padded to 8 bytes.
+        h.extend_from_slice(&0xE279_2ACAu32.to_be_bytes());
+        h.extend_from_slice(&(f.len() as u32).to_be_bytes());
+        h.extend_from_slice(f.as_bytes());
+        h.resize(h.len().div_ceil(8) * 8, 0);
+    }
     h.extend_from_slice(&[0u8; 8]); // end of header extensions
-    wr(&h, 0)?;
-    Ok(())
+    if let Some(name) = &opts.backing_file {
+        if name.is_empty() || name.len() > 1023 {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "backing file name must be 1 to 1023 bytes",
+            ));
+        }
+        let at = h.len() as u64;
+        h[8..16].copy_from_slice(&at.to_be_bytes());
+        h[16..20].copy_from_slice(&(name.len() as u32).to_be_bytes());
+        h.extend_from_slice(name.as_bytes());
+    }
+    if h.len() as u64 > 1 << bits {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "the header and backing file name do not fit in one cluster; use a larger --cluster-size",
+        ));
+    }
+    Ok(h)
 }
