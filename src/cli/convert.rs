@@ -253,6 +253,19 @@ fn vmdk_subformat(a: &ConvertArgs) -> VmdkSubformat {
     }
 }
 
+/// Where a reader of `dst` finds the backing file `name`: relative to `dst`'s directory.
+fn backing_path(dst: &Path, name: &str) -> PathBuf {
+    let dir = dst
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if Path::new(name).is_absolute() {
+        PathBuf::from(name)
+    } else {
+        dir.join(name)
+    }
+}
+
 /// Converts `src` to `dst` with the options of `a`.
 fn convert_one(a: &ConvertArgs, src: &Path, dst: &Path) -> anyhow::Result<()> {
     let img = guestctl::open_image(src, &a.open.open_options())?;
@@ -302,15 +315,7 @@ fn convert_one(a: &ConvertArgs, src: &Path, dst: &Path) -> anyhow::Result<()> {
             match &a.backing {
                 None => convert_to_qcow2(dev.as_ref(), dst, &opts, &q, &tick)?,
                 Some(name) => {
-                    let dir = dst
-                        .parent()
-                        .filter(|p| !p.as_os_str().is_empty())
-                        .unwrap_or(Path::new("."));
-                    let at = if Path::new(name).is_absolute() {
-                        PathBuf::from(name)
-                    } else {
-                        dir.join(name)
-                    };
+                    let at = backing_path(dst, name);
                     let base =
                         guestctl::open_image(&at, &a.open.open_options()).with_context(|| {
                             format!(
@@ -355,7 +360,14 @@ fn convert_one(a: &ConvertArgs, src: &Path, dst: &Path) -> anyhow::Result<()> {
             &guestctl::OpenOptions {
                 format: Some(format),
                 follow_backing: a.backing.is_some(),
-                allow_backing: a.open.allow_backing.clone(),
+                // The backing file the user named is allowed wherever it is.
+                allow_backing: a
+                    .open
+                    .allow_backing
+                    .iter()
+                    .cloned()
+                    .chain(a.backing.as_ref().map(|n| backing_path(dst, n)))
+                    .collect(),
             },
         )?;
         if let Some(off) = guestctl::convert::first_difference(dev.as_ref(), out.device().as_ref())?
