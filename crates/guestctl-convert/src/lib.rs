@@ -113,7 +113,7 @@ pub fn convert_to_raw(
     let size = src.size();
     tmp.as_file()
         .set_len(size)
-        .map_err(|e| Error::io(e, "cannot size the output file").path(tmp.path()))?;
+        .map_err(|e| write_error(e, "cannot size the output file", dst, None))?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads)
         .build()
@@ -121,7 +121,8 @@ pub fn convert_to_raw(
     let read = AtomicU64::new(0);
     let written = AtomicU64::new(0);
     let out = tmp.as_file();
-    let out_path = tmp.path().to_path_buf();
+    // Errors name the destination: the temporary file is gone when they are reported.
+    let out_path = dst.to_path_buf();
     let mut start = 0u64;
     while start < size {
         let wlen = WINDOW.min(size - start);
@@ -197,7 +198,7 @@ fn finish(tmp: tempfile::NamedTempFile, dst: &Path, sync: bool) -> Result<()> {
     if sync {
         tmp.as_file()
             .sync_data()
-            .map_err(|e| Error::io(e, "cannot flush the output file").path(tmp.path()))?;
+            .map_err(|e| Error::io(e, "cannot flush the output file").path(dst))?;
     }
     tmp.persist(dst).map_err(|e| {
         Error::io(e.error, "cannot rename the finished output into place").path(dst)
@@ -256,7 +257,8 @@ fn write_qcow2_file(
     check_destination(dst, opts.force, &opts.source_files)?;
     let tmp = temp_output(dst)?;
     let pool = pool(opts.threads)?;
-    let path = tmp.path().to_path_buf();
+    // Errors name the destination: the temporary file is gone when they are reported.
+    let path = dst.to_path_buf();
     pool.install(|| qcow2w::write_qcow2(src, base, tmp.as_file(), &path, qopts, progress))?;
     finish(tmp, dst, opts.sync)
 }
@@ -279,7 +281,7 @@ pub fn convert_to_vmdk(
         .unwrap_or_default();
     let tmp = temp_output(dst)?;
     let pool = pool(opts.threads)?;
-    let path = tmp.path().to_path_buf();
+    let path = dst.to_path_buf();
     pool.install(|| vmdkw::write_vmdk(src, tmp.as_file(), &path, &name, vopts, progress))?;
     finish(tmp, dst, opts.sync)
 }
@@ -354,7 +356,35 @@ pub fn first_difference(a: &dyn BlockDevice, b: &dyn BlockDevice) -> Result<Opti
 
 fn write_all_at(f: &File, buf: &[u8], off: u64, path: &Path) -> Result<()> {
     f.write_all_at(buf, off)
-        .map_err(|e| Error::io(e, "write failed").path(path).at(off))
+        .map_err(|e| write_error(e, "write failed", path, Some(off)))
+}
+
+/// An output I/O error, spelled out when the output grew past the file-size limit.
+pub(crate) fn write_error(
+    e: std::io::Error,
+    what: &'static str,
+    path: &Path,
+    off: Option<u64>,
+) -> Error {
+    let what = if e.kind() == std::io::ErrorKind::FileTooLarge {
+        match what {
+            "write failed" => {
+                "write failed: the output would exceed the file-size limit (ulimit -f) or the \
+                 file system's largest file"
+            }
+            _ => {
+                "cannot size the output: it would exceed the file-size limit (ulimit -f) or \
+                 the file system's largest file"
+            }
+        }
+    } else {
+        what
+    };
+    let err = Error::io(e, what).path(path);
+    match off {
+        Some(o) => err.at(o),
+        None => err,
+    }
 }
 
 #[cfg(test)]

@@ -122,7 +122,7 @@ pub fn write_qcow2(
     let l1_clusters = (l1_size * 8).div_ceil(cs);
     let wr = |buf: &[u8], off: u64| {
         out.write_all_at(buf, off)
-            .map_err(|e| Error::io(e, "write failed").path(out_path).at(off))
+            .map_err(|e| crate::write_error(e, "write failed", out_path, Some(off)))
     };
     // Cluster 0: header; then the L1 table; data follows.
     let mut next = (1 + l1_clusters) * cs;
@@ -295,7 +295,7 @@ pub fn write_qcow2(
     wr(&table, rt_start * cs)?;
     let end = (rt_start + rt) * cs;
     out.set_len(end)
-        .map_err(|e| Error::io(e, "cannot size the output").path(out_path))?;
+        .map_err(|e| crate::write_error(e, "cannot size the output", out_path, None))?;
     // L1 table and header last.
     let l1b: Vec<u8> = l1.iter().flat_map(|e| e.to_be_bytes()).collect();
     wr(&l1b, cs)?;

@@ -191,7 +191,7 @@ pub fn write_vmdk(
 fn writer<'a>(out: &'a File, path: &'a Path) -> impl Fn(&[u8], u64) -> Result<()> + 'a {
     move |buf, off| {
         out.write_all_at(buf, off)
-            .map_err(|e| Error::io(e, "write failed").path(path).at(off))
+            .map_err(|e| crate::write_error(e, "write failed", path, Some(off)))
     }
 }
 
@@ -296,7 +296,7 @@ fn write_sparse(
         progress(n * GRAIN);
     }
     out.set_len(next)
-        .map_err(|e| Error::io(e, "cannot size the output").path(out_path))?;
+        .map_err(|e| crate::write_error(e, "cannot size the output", out_path, None))?;
     wr(&dir(gt0), gd * SECTOR)?;
     wr(&dir(rgt0), rgd * SECTOR)?;
     wr(
