@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use guestctl_block::{is_zero, AlignedBuf, BlockDevice, Error, ErrorKind, ExtentKind, Result};
 use rayon::prelude::*;
 
+mod pipeline;
 mod qcow2w;
 mod vmdkw;
 pub use qcow2w::{Compression, Qcow2Options};

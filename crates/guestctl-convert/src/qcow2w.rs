@@ -11,6 +11,8 @@ use std::path::Path;
 use guestctl_block::{is_zero, AlignedBuf, BlockDevice, Error, ErrorKind, ExtentKind, Result};
 use rayon::prelude::*;
 
+use crate::pipeline::Op;
+
 /// Compression of written clusters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -49,9 +51,12 @@ impl Default for Qcow2Options {
     }
 }
 
-/// Guest bytes handed to the workers at a time: bounds memory to about twice this (the
-/// clusters read plus their compressed copies), whatever the cluster size.
-const BATCH_BYTES: u64 = 32 << 20;
+/// Guest bytes handed to the workers at a time (two batches are in flight: one being read,
+/// one being written). Small plain batches keep the data in the CPU caches between the read
+/// and the write copies (4 MiB: ~20% less time than 32 MiB for a page-cache to page-cache
+/// copy); compressed batches are larger to keep every worker busy between batches.
+const BATCH_BYTES: u64 = 4 << 20;
+const COMPRESSED_BATCH_BYTES: u64 = 16 << 20;
 
 enum Cluster {
     /// Not allocated: reads as zero, or as the backing file where there is one.
@@ -132,13 +137,19 @@ pub fn write_qcow2(
     let mut refs: std::collections::BTreeMap<u64, u16> = std::collections::BTreeMap::new();
     let mut cpos = 0u64; // byte position for packing compressed data (0: none open)
     let n_clusters = size.div_ceil(cs);
-    let per_batch = (BATCH_BYTES / cs).max(1);
-    // One page-aligned buffer, reused: workers read into disjoint clusters of it and plain
-    // runs are written straight from it.
-    let mut batch = AlignedBuf::new((per_batch * cs) as usize);
-    let mut first = 0u64;
-    while first < n_clusters {
-        let last = (first + per_batch).min(n_clusters);
+    let batch_bytes = if opts.compression.is_some() {
+        COMPRESSED_BATCH_BYTES
+    } else {
+        BATCH_BYTES
+    };
+    // At least eight clusters per worker thread, whatever the cluster size.
+    let per_batch = (batch_bytes / cs).max(8 * rayon::current_num_threads() as u64);
+    let batches = n_clusters.div_ceil(per_batch);
+    let range = |k: u64| (k * per_batch, ((k + 1) * per_batch).min(n_clusters));
+    // Workers read into disjoint clusters of the batch buffer; plain runs are written
+    // straight from it.
+    let read = |k: u64, buf: &mut [u8]| -> Result<Vec<Result<Cluster>>> {
+        let (first, last) = range(k);
         // One pass over each map marks the clusters that hold any data.
         let mut has_data = vec![false; (last - first) as usize];
         mark_data(src, first, cs, &mut has_data)?;
@@ -146,8 +157,8 @@ pub fn write_qcow2(
         if let Some(b) = base {
             mark_data(b, first, cs, &mut base_data)?;
         }
-        let area = &mut batch[..((last - first) * cs) as usize];
-        let results: Vec<Result<Cluster>> = area
+        let area = &mut buf[..((last - first) * cs) as usize];
+        Ok(area
             .par_chunks_mut(cs as usize)
             .enumerate()
             .map_init(
@@ -191,25 +202,32 @@ pub fn write_qcow2(
                     )
                 },
             )
-            .collect();
-        // Write in guest order; consecutive plain clusters go out as one write.
+            .collect())
+    };
+    // Allocation in guest order; consecutive plain clusters go out as one write.
+    let mut plan = |k: u64, results: Vec<Result<Cluster>>| -> Result<Vec<Op>> {
+        let (first, last) = range(k);
+        let mut ops = Vec::new();
         let mut run: Option<(usize, u64)> = None; // (first index in batch, host offset)
-        let flush = |run: &mut Option<(usize, u64)>, upto: usize| -> Result<()> {
+        let flush = |ops: &mut Vec<Op>, run: &mut Option<(usize, u64)>, upto: usize| {
             if let Some((i0, at)) = run.take() {
-                wr(&batch[i0 * cs as usize..upto * cs as usize], at)?;
+                ops.push(Op::Run {
+                    from: i0 * cs as usize,
+                    to: upto * cs as usize,
+                    at,
+                });
             }
-            Ok(())
         };
         for (i, r) in results.into_iter().enumerate() {
             let c = first + i as u64;
             let (l1i, l2i) = (c * cs / per_l1, ((c * cs % per_l1) / cs) as usize);
             let entry = match r? {
                 Cluster::Skip => {
-                    flush(&mut run, i)?;
+                    flush(&mut ops, &mut run, i);
                     continue;
                 }
                 Cluster::Zero => {
-                    flush(&mut run, i)?;
+                    flush(&mut ops, &mut run, i);
                     1
                 }
                 Cluster::Plain => {
@@ -223,7 +241,7 @@ pub fn write_qcow2(
                     at | (1 << 63)
                 }
                 Cluster::Compressed(z) => {
-                    flush(&mut run, i)?;
+                    flush(&mut ops, &mut run, i);
                     // Packed back to back, sector aligned, crossing host clusters like qemu;
                     // every host cluster touched counts one reference per compressed cluster.
                     let len = z.len() as u64;
@@ -231,7 +249,7 @@ pub fn write_qcow2(
                         cpos = next;
                     }
                     let at = cpos;
-                    wr(&z, at)?;
+                    ops.push(Op::Bytes(z, at));
                     for hc in at / cs..=(at + len - 1) / cs {
                         *refs.entry(hc).or_insert(0) += 1;
                     }
@@ -245,10 +263,11 @@ pub fn write_qcow2(
             l2.entry(l1i)
                 .or_insert_with(|| vec![0; l2_entries as usize])[l2i] = entry;
         }
-        flush(&mut run, (last - first) as usize)?;
+        flush(&mut ops, &mut run, (last - first) as usize);
         progress((last - first) * cs);
-        first = last;
-    }
+        Ok(ops)
+    };
+    crate::pipeline::run(batches, (per_batch * cs) as usize, &read, &mut plan, &wr)?;
     // L2 tables.
     for (i, t) in &l2 {
         let at = next;

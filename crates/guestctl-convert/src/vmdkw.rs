@@ -22,8 +22,10 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use flate2::{Compress, FlushCompress, Status};
-use guestctl_block::{is_zero, AlignedBuf, BlockDevice, Error, ErrorKind, ExtentKind, Result};
+use guestctl_block::{is_zero, BlockDevice, Error, ErrorKind, ExtentKind, Result};
 use rayon::prelude::*;
+
+use crate::pipeline::Op;
 
 /// Which kind of VMDK to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -52,8 +54,14 @@ const GRAIN: u64 = GRAIN_SECTORS * SECTOR;
 const GTES: u64 = 512;
 /// Sectors of one grain table.
 const GT_SECTORS: u64 = GTES * 4 / SECTOR;
-/// Guest bytes one grain table covers: also the batch handed to the workers (32 MiB).
-const GT_SPAN: u64 = GTES * GRAIN;
+
+/// Grains handed to the workers at a time: a power of two dividing [`GTES`], at least
+/// `min_grains` and eight per worker thread. Small batches (4 MiB plain) keep the data in the
+/// CPU caches between the read and the write copies.
+fn batch_grains(min_grains: u64) -> u64 {
+    let per_threads = (8 * rayon::current_num_threads() as u64).next_power_of_two();
+    min_grains.max(per_threads).min(GTES)
+}
 /// Embedded descriptor position and size, in sectors (qemu's layout).
 const DESC_OFFSET: u64 = 1;
 const DESC_SECTORS: u64 = 20;
@@ -245,13 +253,12 @@ fn write_sparse(
         v
     };
     let mut next = overhead * SECTOR;
-    let mut batch = AlignedBuf::new(GT_SPAN as usize);
-    for t in 0..grains.div_ceil(GTES) {
-        let first = t * GTES;
-        let n = GTES.min(grains - first);
+    let per = batch_grains(64);
+    let read = |k: u64, buf: &mut [u8]| -> Result<Vec<Result<bool>>> {
+        let first = k * per;
+        let n = per.min(grains - first);
         let has = grains_with_data(src, first, n)?;
-        let area = &mut batch[..(n * GRAIN) as usize];
-        let keep: Vec<Result<bool>> = area
+        Ok(buf[..(n * GRAIN) as usize]
             .par_chunks_mut(GRAIN as usize)
             .enumerate()
             .map(|(i, chunk)| {
@@ -264,37 +271,61 @@ fn write_sparse(
                 chunk[len..].fill(0);
                 Ok(!is_zero(chunk))
             })
-            .collect();
-        let mut gt = vec![0u32; GTES as usize];
+            .collect())
+    };
+    // The grain table being filled, and whether it has any entry.
+    let mut gt = vec![0u32; GTES as usize];
+    let mut gt_used = false;
+    let mut plan = |k: u64, keep: Vec<Result<bool>>| -> Result<Vec<Op>> {
+        let n = keep.len();
+        let first = k * per;
+        let (t, base) = (first / GTES, (first % GTES) as usize);
+        let mut ops = Vec::new();
         let mut run: Option<(usize, u64)> = None;
-        let flush = |run: &mut Option<(usize, u64)>, upto: usize| -> Result<()> {
+        let flush = |ops: &mut Vec<Op>, run: &mut Option<(usize, u64)>, upto: usize| {
             if let Some((i0, at)) = run.take() {
-                wr(&batch[i0 * GRAIN as usize..upto * GRAIN as usize], at)?;
+                ops.push(Op::Run {
+                    from: i0 * GRAIN as usize,
+                    to: upto * GRAIN as usize,
+                    at,
+                });
             }
-            Ok(())
         };
-        let mut any = false;
         for (i, k) in keep.into_iter().enumerate() {
             if !k? {
-                flush(&mut run, i)?;
+                flush(&mut ops, &mut run, i);
                 continue;
             }
-            gt[i] = gte(next)?;
+            gt[base + i] = gte(next)?;
             gte(next + GRAIN - SECTOR)?;
+            gt_used = true;
             if run.is_none() {
                 run = Some((i, next));
             }
             next += GRAIN;
-            any = true;
         }
-        flush(&mut run, n as usize)?;
-        if any {
-            let b = gt_bytes(&gt);
-            wr(&b, (gt0 + t * GT_SECTORS) * SECTOR)?;
-            wr(&b, (rgt0 + t * GT_SECTORS) * SECTOR)?;
+        flush(&mut ops, &mut run, n);
+        // A table is written (both copies) once its last batch is planned.
+        let table_done = (first + n as u64) % GTES == 0 || first + n as u64 == grains;
+        if table_done {
+            if gt_used {
+                let b = gt_bytes(&gt);
+                ops.push(Op::Bytes(b.clone(), (gt0 + t * GT_SECTORS) * SECTOR));
+                ops.push(Op::Bytes(b, (rgt0 + t * GT_SECTORS) * SECTOR));
+            }
+            gt.fill(0);
+            gt_used = false;
         }
-        progress(n * GRAIN);
-    }
+        progress(n as u64 * GRAIN);
+        Ok(ops)
+    };
+    crate::pipeline::run(
+        grains.div_ceil(per),
+        (per * GRAIN) as usize,
+        &read,
+        &mut plan,
+        &wr,
+    )?;
     out.set_len(next)
         .map_err(|e| crate::write_error(e, "cannot size the output", out_path, None))?;
     wr(&dir(gt0), gd * SECTOR)?;
@@ -361,14 +392,12 @@ fn write_stream(
     )?;
     let mut gd = vec![0u32; gt_count as usize];
     let mut next = overhead * SECTOR;
-    let mut batch = AlignedBuf::new(GT_SPAN as usize);
-    let mut pending: Vec<u8> = Vec::new();
-    for t in 0..grains.div_ceil(GTES) {
-        let first = t * GTES;
-        let n = GTES.min(grains - first);
+    let per = batch_grains(256);
+    let read = |k: u64, buf: &mut [u8]| -> Result<Vec<Result<Option<Vec<u8>>>>> {
+        let first = k * per;
+        let n = per.min(grains - first);
         let has = grains_with_data(src, first, n)?;
-        let area = &mut batch[..(n * GRAIN) as usize];
-        let records: Vec<Result<Option<Vec<u8>>>> = area
+        Ok(buf[..(n * GRAIN) as usize]
             .par_chunks_mut(GRAIN as usize)
             .enumerate()
             .map_init(
@@ -387,26 +416,46 @@ fn write_stream(
                     grain_record(z, o / SECTOR, chunk).map(Some)
                 },
             )
-            .collect();
-        let mut gt = vec![0u32; GTES as usize];
-        pending.clear();
+            .collect())
+    };
+    // The grain table being filled: it follows the last of its grains in the stream.
+    let mut gt = vec![0u32; GTES as usize];
+    let mut plan = |k: u64, records: Vec<Result<Option<Vec<u8>>>>| -> Result<Vec<Op>> {
+        let n = records.len() as u64;
+        let first = k * per;
+        let (t, base) = (first / GTES, (first % GTES) as usize);
+        let mut pending: Vec<u8> = Vec::new();
         for (i, r) in records.into_iter().enumerate() {
             if let Some(rec) = r? {
-                gt[i] = gte(next + pending.len() as u64)?;
+                gt[base + i] = gte(next + pending.len() as u64)?;
                 pending.extend_from_slice(&rec);
             }
         }
-        if gt.iter().any(|&e| e != 0) {
-            pending.extend_from_slice(&marker(GT_SECTORS, MARKER_GT));
-            gd[t as usize] = gte(next + pending.len() as u64)?;
-            pending.extend_from_slice(&gt_bytes(&gt));
+        let table_done = (first + n) % GTES == 0 || first + n == grains;
+        if table_done {
+            if gt.iter().any(|&e| e != 0) {
+                pending.extend_from_slice(&marker(GT_SECTORS, MARKER_GT));
+                gd[t as usize] = gte(next + pending.len() as u64)?;
+                pending.extend_from_slice(&gt_bytes(&gt));
+            }
+            gt.fill(0);
         }
-        if !pending.is_empty() {
-            wr(&pending, next)?;
-            next += pending.len() as u64;
-        }
+        let at = next;
+        next += pending.len() as u64;
         progress(n * GRAIN);
-    }
+        Ok(if pending.is_empty() {
+            Vec::new()
+        } else {
+            vec![Op::Bytes(pending, at)]
+        })
+    };
+    crate::pipeline::run(
+        grains.div_ceil(per),
+        (per * GRAIN) as usize,
+        &read,
+        &mut plan,
+        &wr,
+    )?;
     // Grain directory, footer, end of stream.
     let mut tail = marker(gd_sectors, MARKER_GD).to_vec();
     let gd_at = next / SECTOR + 1;
