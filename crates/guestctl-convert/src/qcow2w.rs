@@ -91,9 +91,17 @@ fn mark_data(dev: &dyn BlockDevice, first: u64, cs: u64, has: &mut [bool]) -> Re
     }
     let len = (has.len() as u64 * cs).min(dev.size() - start);
     let map = dev.map(start, len)?;
-    for x in map.iter().filter(|x| x.kind == ExtentKind::Data) {
-        let (c0, c1) = ((x.offset - start) / cs, (x.end() - 1 - start) / cs);
-        has[c0 as usize..=c1 as usize].fill(true);
+    // Clamped: a map that strays outside the range asked for must not panic.
+    let n = has.len() as u64;
+    for x in map
+        .iter()
+        .filter(|x| x.kind == ExtentKind::Data && x.len > 0)
+    {
+        let c0 = x.offset.saturating_sub(start) / cs;
+        let c1 = ((x.end() - 1).saturating_sub(start) / cs).min(n.saturating_sub(1));
+        if c0 <= c1 && n > 0 {
+            has[c0 as usize..=c1 as usize].fill(true);
+        }
     }
     Ok(())
 }

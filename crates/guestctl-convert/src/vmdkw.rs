@@ -158,9 +158,16 @@ fn grains_with_data(src: &dyn BlockDevice, first: u64, n: u64) -> Result<Vec<boo
     let len = (n * GRAIN).min(size - start);
     let map = src.map(start, len)?;
     let mut has = vec![false; n as usize];
-    for x in map.iter().filter(|x| x.kind == ExtentKind::Data) {
-        let (g0, g1) = ((x.offset - start) / GRAIN, (x.end() - 1 - start) / GRAIN);
-        has[g0 as usize..=g1 as usize].fill(true);
+    // Clamped: a map that strays outside the range asked for must not panic.
+    for x in map
+        .iter()
+        .filter(|x| x.kind == ExtentKind::Data && x.len > 0)
+    {
+        let g0 = x.offset.saturating_sub(start) / GRAIN;
+        let g1 = ((x.end() - 1).saturating_sub(start) / GRAIN).min(n - 1);
+        if g0 <= g1 {
+            has[g0 as usize..=g1 as usize].fill(true);
+        }
     }
     Ok(has)
 }
