@@ -176,6 +176,28 @@ fn vmdk_output_sparse_stream_and_odd_sizes() {
         d,
     );
     verify(d, "src.qcow2", "c.vmdk", "streamOptimized");
+    // A source that is not a whole number of sectors is padded with zeros, as qemu does;
+    // --verify knows that.
+    std::fs::write(d.join("odd.raw"), [0x5au8; 1000]).expect("write");
+    for sub in ["monolithicSparse", "streamOptimized"] {
+        let out = format!("odd-{sub}.vmdk");
+        convert_ok(
+            &[
+                "convert",
+                "--verify",
+                "odd.raw",
+                &out,
+                "-O",
+                "vmdk",
+                "--subformat",
+                sub,
+            ],
+            d,
+        );
+        qemu_img(&["compare", "-q", "odd.raw", &out], d);
+        let o = qemu_img(&["check", &out], d);
+        assert!(String::from_utf8_lossy(&o.stdout).contains("No errors were found"));
+    }
     // A streamOptimized source converts back through us to every format.
     convert_ok(&["convert", "c.vmdk", "back.qcow2", "-O", "qcow2"], d);
     qemu_img(&["compare", "-q", "src.qcow2", "back.qcow2"], d);

@@ -370,8 +370,22 @@ fn convert_one(a: &ConvertArgs, src: &Path, dst: &Path) -> anyhow::Result<()> {
                     .collect(),
             },
         )?;
-        if let Some(off) = guestctl::convert::first_difference(dev.as_ref(), out.device().as_ref())?
-        {
+        let mut out_dev = out.device();
+        // vmdk sizes are whole sectors: a source that is not was padded with zeros (as qemu
+        // does); compare the source's bytes and check the padding reads as zero.
+        let padded = dev.size().div_ceil(512) * 512;
+        if a.output_format == OutFormat::Vmdk && out_dev.size() == padded && padded > dev.size() {
+            let mut tail = vec![0u8; (padded - dev.size()) as usize];
+            out_dev.read_exact_at(dev.size(), &mut tail)?;
+            if tail.iter().any(|&b| b != 0) {
+                bail!(
+                    "verification failed: {} has non-zero padding after the source's last byte",
+                    dst.display()
+                );
+            }
+            out_dev = std::sync::Arc::new(guestctl::block::Slice::new(out_dev, 0, dev.size())?);
+        }
+        if let Some(off) = guestctl::convert::first_difference(dev.as_ref(), out_dev.as_ref())? {
             bail!(
                 "verification failed: {} differs from {} at guest offset {off:#x}",
                 dst.display(),
