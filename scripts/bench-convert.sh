@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
-cargo build --release -q
-g=$PWD/target/release/guestctl
+cargo build --release -q -p guestctl
+g=${CARGO_TARGET_DIR:-$PWD/target}/release/guestctl
 data=$(scripts/bench-data.sh)
 out=$(mktemp -d "$data/out.XXXX")
 trap 'rm -rf "$out"' EXIT
@@ -46,4 +46,30 @@ row "raw -> qcow2 zlib" "$data/disk.raw" -c -O qcow2 -- -O qcow2 -c
 row "raw -> qcow2 zstd" "$data/disk.raw" -c -O qcow2 -o compression_type=zstd -- -O qcow2 --compress=zstd
 row "vmdk stream -> qcow2" "$data/stream.vmdk" -O qcow2 -- -O qcow2
 row "qcow2 chain -> flat qcow2" "$data/chain-top.qcow2" -O qcow2 -- -O qcow2
+row "raw -> vmdk" "$data/disk.raw" -O vmdk -- -O vmdk
+row "raw -> vmdk stream" "$data/disk.raw" -O vmdk -o subformat=streamOptimized -- -O vmdk --subformat streamOptimized
+row "qcow2(zlib) -> vmdk stream" "$data/zlib.qcow2" -O vmdk -o subformat=streamOptimized -- -O vmdk --subformat streamOptimized
 echo "(ratio = guestctl / qemu-img wall time, best of $runs; $(nproc) cores; outputs verified with qemu-img compare)"
+echo
+# Scaling: guestctl with 1 and 2 worker threads; throughput = guest (virtual) bytes / wall time.
+size_mb=$(( $(stat -c %s "$data/disk.raw") / 1048576 ))
+printf '%-28s %12s %12s %12s\n' "case (MB/s of guest data)" qemu-img "guestctl -j1" "guestctl -j2"
+trow() { # name, src, qemu-img args..., --, guestctl args...
+  local name=$1 src=$2; shift 2
+  local qa=() ga=()
+  while [ "$1" != "--" ]; do qa+=("$1"); shift; done; shift
+  ga=("$@")
+  local q t1 t2
+  q=$(best qemu-img convert -m 8 -W "${qa[@]}" "$src" "$out/o")
+  t1=$(best "$g" convert --no-progress --force -j 1 "$src" "$out/o" "${ga[@]}")
+  t2=$(best "$g" convert --no-progress --force -j 2 "$src" "$out/o" "${ga[@]}")
+  qemu-img compare -q "$src" "$out/o" || { echo "MISMATCH in $name" >&2; exit 1; }
+  printf '%-28s %12.0f %12.0f %12.0f\n' "$name" "$(echo "$size_mb / $q" | bc -l)" \
+    "$(echo "$size_mb / $t1" | bc -l)" "$(echo "$size_mb / $t2" | bc -l)"
+}
+trow "qcow2(zlib) -> raw" "$data/zlib.qcow2" -O raw -- -O raw
+trow "raw -> qcow2" "$data/disk.raw" -O qcow2 -- -O qcow2
+trow "raw -> qcow2 zlib" "$data/disk.raw" -c -O qcow2 -- -O qcow2 -c
+trow "vmdk stream -> qcow2" "$data/stream.vmdk" -O qcow2 -- -O qcow2
+trow "raw -> vmdk stream" "$data/disk.raw" -O vmdk -o subformat=streamOptimized -- -O vmdk --subformat streamOptimized
+echo "(${size_mb} MiB virtual disk; best of $runs)"

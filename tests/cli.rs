@@ -292,3 +292,81 @@ fn exit_codes_and_error_lines() {
     let help = guestctl(&["--help"], d);
     assert!(String::from_utf8_lossy(&help.stdout).contains("Exit status"));
 }
+
+#[test]
+fn batch_convert_goes_on_after_failures() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    qemu_img(&["create", "-q", "-f", "qcow2", "a.qcow2", "64M"], d);
+    qemu_io("qcow2", "a.qcow2", &["write -P 1 1M 1M"], d);
+    qemu_img(&["create", "-q", "-f", "vmdk", "b.vmdk", "32M"], d);
+    qemu_io("vmdk", "b.vmdk", &["write -P 2 0 64k"], d);
+    std::fs::write(d.join("bad.qcow2"), b"QFI\xfbgarbage").expect("write");
+    std::fs::create_dir(d.join("out")).expect("mkdir");
+    let o = guestctl(
+        &[
+            "convert",
+            "--batch",
+            "a.qcow2",
+            "bad.qcow2",
+            "b.vmdk",
+            "-O",
+            "qcow2",
+            "--out-dir",
+            "out",
+            "--json",
+        ],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json summary");
+    assert_eq!(v["converted"], 2, "{v}");
+    assert_eq!(v["failed"], 1, "{v}");
+    assert_eq!(v["results"][1]["ok"], false, "{v}");
+    assert_eq!(v["results"][2]["destination"], "out/b.qcow2", "{v}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("bad.qcow2") && err.contains("1 of 3"), "{err}");
+    qemu_img(&["compare", "-q", "a.qcow2", "out/a.qcow2"], d);
+    qemu_img(&["compare", "-q", "b.vmdk", "out/b.qcow2"], d);
+    let mut names: Vec<String> = std::fs::read_dir(d.join("out"))
+        .expect("ls")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a.qcow2", "b.qcow2"], "leftovers: {names:?}");
+    // Text summary; everything succeeds into vmdk.
+    let o = guestctl(
+        &[
+            "convert",
+            "--batch",
+            "a.qcow2",
+            "b.vmdk",
+            "-O",
+            "vmdk",
+            "--out-dir",
+            "out",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("2 converted, 0 failed"), "{text}");
+    qemu_img(&["compare", "-q", "b.vmdk", "out/b.vmdk"], d);
+    // Usage errors: three paths without --batch, --out-dir without --batch.
+    let o = guestctl(&["convert", "a.qcow2", "b.vmdk", "c", "-O", "raw"], d);
+    assert_eq!(o.status.code(), Some(2));
+    let o = guestctl(
+        &[
+            "convert",
+            "a.qcow2",
+            "x.raw",
+            "-O",
+            "raw",
+            "--out-dir",
+            "out",
+        ],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(2));
+}

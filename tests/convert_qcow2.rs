@@ -151,3 +151,192 @@ fn qcow2_output_skips_zero_clusters_and_compresses() {
     assert_eq!(info.info().compression_type.as_deref(), Some("zstd"));
     verify(d, "src.qcow2", "z.qcow2");
 }
+
+fn guestctl_out(args: &[&str], dir: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_guestctl"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run guestctl")
+}
+
+/// `qemu-img check` clean and `qemu-img compare` identical, reading `out` through its backing.
+fn verify_with_backing(dir: &Path, src: &str, out: &str, backing: &str, backing_fmt: &str) {
+    let o = qemu_img(&["check", out], dir);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("No errors were found"), "{out}: {text}");
+    qemu_img(&["compare", "-q", src, out], dir);
+    let info = qemu_img(&["info", "--output=json", out], dir);
+    let v: serde_json::Value = serde_json::from_slice(&info.stdout).expect("json");
+    assert_eq!(v["backing-filename"], backing, "{v}");
+    assert_eq!(v["backing-filename-format"], backing_fmt, "{v}");
+}
+
+#[test]
+fn qcow2_output_over_a_backing_file() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    qemu_img(&["create", "-q", "-f", "qcow2", "base.qcow2", "1G"], d);
+    qemu_io(
+        "qcow2",
+        "base.qcow2",
+        &[
+            "write -P 0x61 0 4M",
+            "write -P 0x62 100M 1M",
+            "write -P 0x64 500M 64k",
+        ],
+        d,
+    );
+    // The source: the base with a few changes (a partial cluster, zeros over base data, new
+    // data), flattened to raw so that nothing ties it to the base.
+    qemu_img(
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-b",
+            "base.qcow2",
+            "-F",
+            "qcow2",
+            "ov.qcow2",
+        ],
+        d,
+    );
+    qemu_io(
+        "qcow2",
+        "ov.qcow2",
+        &[
+            "write -P 0x63 2M 4k",
+            "write -z 100M 512k",
+            "write -P 0x65 700M 128k",
+        ],
+        d,
+    );
+    qemu_img(&["convert", "-O", "raw", "ov.qcow2", "src.raw"], d);
+    let o = guestctl_out(
+        &[
+            "convert",
+            "src.raw",
+            "out.qcow2",
+            "-O",
+            "qcow2",
+            "--backing",
+            "base.qcow2",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    verify_with_backing(d, "src.raw", "out.qcow2", "base.qcow2", "qcow2");
+    let len = std::fs::metadata(d.join("out.qcow2")).expect("m").len();
+    assert!(
+        len < 2 << 20,
+        "unchanged clusters were written: {len} bytes"
+    );
+    // Our reader agrees (through the backing file).
+    let a = open_image(d.join("src.raw"), &OpenOptions::default()).expect("src");
+    let b = open_image(d.join("out.qcow2"), &OpenOptions::default()).expect("out");
+    assert_eq!(
+        sha256_device(a.device().as_ref()),
+        sha256_device(b.device().as_ref())
+    );
+    // A chain as the source, compressed, --verify, into a subdirectory: the name is recorded
+    // as given and resolved against the output's directory.
+    std::fs::create_dir(d.join("sub")).expect("mkdir");
+    let o = guestctl_out(
+        &[
+            "convert",
+            "ov.qcow2",
+            "sub/out.qcow2",
+            "-O",
+            "qcow2",
+            "-c",
+            "--verify",
+            "-B",
+            "../base.qcow2",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    verify_with_backing(d, "src.raw", "sub/out.qcow2", "../base.qcow2", "qcow2");
+    // A raw backing file that is smaller than the source.
+    qemu_img(&["convert", "-O", "raw", "base.qcow2", "base.raw"], d);
+    qemu_img(
+        &["resize", "-q", "--shrink", "-f", "raw", "base.raw", "600M"],
+        d,
+    );
+    let o = guestctl_out(
+        &[
+            "convert",
+            "src.raw",
+            "small.qcow2",
+            "-O",
+            "qcow2",
+            "--backing",
+            "base.raw",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    verify_with_backing(d, "src.raw", "small.qcow2", "base.raw", "raw");
+    // A backing name that does not resolve from the output's directory is refused.
+    let o = guestctl_out(
+        &[
+            "convert",
+            "src.raw",
+            "sub/bad.qcow2",
+            "-O",
+            "qcow2",
+            "--backing",
+            "base.qcow2",
+        ],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("output's directory"), "{err}");
+    assert!(!d.join("sub/bad.qcow2").exists());
+    // The backing file itself can never be the destination; --flatten conflicts.
+    let o = guestctl_out(
+        &[
+            "convert",
+            "--force",
+            "src.raw",
+            "base.qcow2",
+            "-O",
+            "qcow2",
+            "--backing",
+            "base.qcow2",
+        ],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let o = guestctl_out(
+        &[
+            "convert",
+            "src.raw",
+            "f.qcow2",
+            "-O",
+            "qcow2",
+            "--flatten",
+            "-B",
+            "base.qcow2",
+        ],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    // --flatten spelled out is the default.
+    let o = guestctl_out(
+        &[
+            "convert",
+            "ov.qcow2",
+            "flat.qcow2",
+            "-O",
+            "qcow2",
+            "--flatten",
+        ],
+        d,
+    );
+    assert!(o.status.success());
+    verify(d, "src.raw", "flat.qcow2");
+}

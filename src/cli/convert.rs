@@ -1,11 +1,15 @@
 //! `guestctl convert`.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
-use guestctl::convert::{convert_to_qcow2, convert_to_raw, Compression, Qcow2Options, RawOptions};
+use guestctl::convert::{
+    convert_to_qcow2, convert_to_qcow2_over, convert_to_raw, convert_to_vmdk, Compression,
+    Qcow2Options, RawOptions, VmdkOptions, VmdkSubformat,
+};
+use serde::Serialize;
 
 use super::ImageOpts;
 
@@ -13,6 +17,17 @@ use super::ImageOpts;
 enum OutFormat {
     Raw,
     Qcow2,
+    Vmdk,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum Subformat {
+    /// One sparse file, plain grains (qemu-img's default).
+    #[value(name = "monolithicSparse")]
+    MonolithicSparse,
+    /// One sparse file, compressed grains with markers (OVF/OVA appliances).
+    #[value(name = "streamOptimized")]
+    StreamOptimized,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -23,22 +38,46 @@ enum Codec {
 
 #[derive(Args, Debug)]
 pub struct ConvertArgs {
-    /// Source image (raw, qcow2, vmdk; its backing chain is flattened into the output).
-    src: PathBuf,
-    /// Destination file: written under a temporary name, renamed when complete.
-    dst: PathBuf,
+    /// SRC DST: the source image (raw, qcow2, vmdk; its backing chain is flattened into the
+    /// output unless --backing) and the destination file (written under a temporary name,
+    /// renamed when complete). With --batch: the sources only.
+    #[arg(required = true, value_name = "SRC DST | SRC...")]
+    paths: Vec<PathBuf>,
+    /// Convert every SRC into --out-dir (named after the source: stem + the format's
+    /// extension), going on after failures; exits 1 if any failed, after a summary.
+    #[arg(long, requires = "out_dir")]
+    batch: bool,
+    /// Output directory for --batch.
+    #[arg(long, value_name = "DIR", requires = "batch")]
+    out_dir: Option<PathBuf>,
+    /// Print the --batch summary as JSON on stdout.
+    #[arg(long, requires = "batch")]
+    json: bool,
+    /// Write a self-contained output, with the source's whole backing chain merged in (the
+    /// default; spelled out for scripts).
+    #[arg(long, conflicts_with = "backing")]
+    flatten: bool,
+    /// qcow2 output over a backing file: store only the clusters that differ from FILE and
+    /// record FILE (as given, with its format) as the backing file. Like qemu, a relative FILE
+    /// is resolved against the output's directory, and that is the file compared with.
+    #[arg(long, short = 'B', value_name = "FILE")]
+    backing: Option<String>,
     /// Output format.
     #[arg(short = 'O', long = "output-format", value_enum)]
     output_format: OutFormat,
-    /// Compress qcow2 clusters (zlib by default, like `qemu-img convert -c`).
+    /// VMDK subformat (with -O vmdk).
+    #[arg(long, value_enum)]
+    subformat: Option<Subformat>,
+    /// Compress qcow2 clusters (zlib by default, like `qemu-img convert -c`); with -O vmdk it
+    /// means --subformat streamOptimized (whose grains are always zlib).
     #[arg(short = 'c', long, value_enum, num_args = 0..=1, default_missing_value = "zlib", require_equals = true)]
     compress: Option<Codec>,
-    /// Compression level (zlib 0-9, zstd 1-22).
+    /// Compression level (zlib 0-9, zstd 1-22; vmdk streamOptimized: zlib 0-9).
     #[arg(long)]
     level: Option<i32>,
-    /// qcow2 cluster size in bytes (512 to 2097152, a power of two).
-    #[arg(long, default_value_t = 65536)]
-    cluster_size: u64,
+    /// qcow2 cluster size in bytes (512 to 2097152, a power of two; default 65536).
+    #[arg(long)]
+    cluster_size: Option<u64>,
     /// After writing, re-read the output through guestctl's own reader and compare it with
     /// the source byte for byte (zero ranges both sides agree on are skipped).
     #[arg(long)]
@@ -46,7 +85,8 @@ pub struct ConvertArgs {
     /// Overwrite an existing destination.
     #[arg(long)]
     force: bool,
-    /// Write every byte instead of leaving holes for zero ranges.
+    /// Write every byte instead of leaving holes for zero ranges (raw output only: qcow2 and
+    /// vmdk refuse it).
     #[arg(long)]
     preallocate: bool,
     /// fdatasync the output before renaming it into place, so a crash right after the command
@@ -67,15 +107,173 @@ pub struct ConvertArgs {
 }
 
 pub fn run(a: ConvertArgs) -> anyhow::Result<()> {
-    let img = guestctl::open_image(&a.src, &a.open.open_options())?;
-    let dev = img.device();
-    if a.output_format == OutFormat::Raw && (a.compress.is_some() || a.level.is_some()) {
-        bail!("--compress and --level apply to -O qcow2 only");
+    if !a.batch && a.paths.len() != 2 {
+        usage_error(format!(
+            "convert takes SRC DST ({} path(s) given); use --batch --out-dir DIR for many sources",
+            a.paths.len()
+        ));
     }
-    if a.dst.as_os_str().is_empty() {
+    validate(&a)?;
+    if a.batch {
+        return batch(&a);
+    }
+    convert_one(&a, &a.paths[0], &a.paths[1])
+}
+
+/// Reports bad usage like clap does (exit status 2).
+fn usage_error(msg: String) -> ! {
+    clap::Error::raw(clap::error::ErrorKind::WrongNumberOfValues, msg + "\n").exit()
+}
+
+fn extension(f: OutFormat) -> &'static str {
+    match f {
+        OutFormat::Raw => "raw",
+        OutFormat::Qcow2 => "qcow2",
+        OutFormat::Vmdk => "vmdk",
+    }
+}
+
+#[derive(Serialize)]
+struct BatchItem {
+    source: String,
+    destination: Option<String>,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    seconds: f64,
+}
+
+#[derive(Serialize)]
+struct BatchSummary {
+    converted: usize,
+    failed: usize,
+    results: Vec<BatchItem>,
+}
+
+/// `--batch`: every source in turn, errors collected, a summary at the end.
+fn batch(a: &ConvertArgs) -> anyhow::Result<()> {
+    let dir = a.out_dir.as_deref().unwrap_or(Path::new("."));
+    let mut seen = std::collections::HashSet::new();
+    let mut results = Vec::new();
+    for src in &a.paths {
+        let t = std::time::Instant::now();
+        let dst = src.file_stem().map(|s| {
+            dir.join(format!(
+                "{}.{}",
+                s.to_string_lossy(),
+                extension(a.output_format)
+            ))
+        });
+        let r = match &dst {
+            None => Err(anyhow::anyhow!(
+                "{}: source has no file name",
+                src.display()
+            )),
+            Some(d) if !seen.insert(d.clone()) => Err(anyhow::anyhow!(
+                "{}: output name {} is already used by an earlier source",
+                src.display(),
+                d.display()
+            )),
+            Some(d) => convert_one(a, src, d),
+        };
+        if let Err(e) = &r {
+            super::print_error(e);
+        }
+        results.push(BatchItem {
+            source: src.display().to_string(),
+            destination: dst.map(|d| d.display().to_string()),
+            ok: r.is_ok(),
+            error: r.err().map(|e| format!("{e:#}")),
+            seconds: t.elapsed().as_secs_f64(),
+        });
+    }
+    let failed = results.iter().filter(|r| !r.ok).count();
+    let summary = BatchSummary {
+        converted: results.len() - failed,
+        failed,
+        results,
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        for r in &summary.results {
+            match (&r.error, &r.destination) {
+                (None, Some(d)) => println!("ok      {} -> {d} ({:.2} s)", r.source, r.seconds),
+                (e, _) => println!("FAILED  {}: {}", r.source, e.as_deref().unwrap_or("")),
+            }
+        }
+        println!("{} converted, {} failed", summary.converted, summary.failed);
+    }
+    if failed > 0 {
+        bail!("{failed} of {} conversions failed", summary.results.len());
+    }
+    Ok(())
+}
+
+/// Option combinations that make no sense, refused before anything is opened.
+fn validate(a: &ConvertArgs) -> anyhow::Result<()> {
+    let fmt = a.output_format;
+    if fmt == OutFormat::Raw && (a.compress.is_some() || a.level.is_some()) {
+        bail!("--compress and --level apply to -O qcow2 and -O vmdk only");
+    }
+    if fmt != OutFormat::Qcow2 && a.cluster_size.is_some() {
+        bail!("--cluster-size applies to -O qcow2 only (vmdk grains are 64 KiB)");
+    }
+    if fmt != OutFormat::Vmdk && a.subformat.is_some() {
+        bail!("--subformat applies to -O vmdk only");
+    }
+    if fmt == OutFormat::Vmdk {
+        if matches!(a.compress, Some(Codec::Zstd)) {
+            bail!("vmdk grains can only be zlib-compressed");
+        }
+        if a.subformat == Some(Subformat::MonolithicSparse)
+            && (a.compress.is_some() || a.level.is_some())
+        {
+            bail!("monolithicSparse grains are not compressed; use --subformat streamOptimized");
+        }
+    }
+    if a.backing.is_some() && fmt != OutFormat::Qcow2 {
+        bail!("--backing applies to -O qcow2 only");
+    }
+    if a.preallocate && fmt != OutFormat::Raw {
+        bail!(
+            "--preallocate is supported for -O raw only: guestctl writes qcow2 and vmdk images \
+             sparse (no metadata or data preallocation)"
+        );
+    }
+    Ok(())
+}
+
+fn vmdk_subformat(a: &ConvertArgs) -> VmdkSubformat {
+    match a.subformat {
+        Some(Subformat::StreamOptimized) => VmdkSubformat::StreamOptimized,
+        Some(Subformat::MonolithicSparse) => VmdkSubformat::MonolithicSparse,
+        None if a.compress.is_some() || a.level.is_some() => VmdkSubformat::StreamOptimized,
+        None => VmdkSubformat::MonolithicSparse,
+    }
+}
+
+/// Where a reader of `dst` finds the backing file `name`: relative to `dst`'s directory.
+fn backing_path(dst: &Path, name: &str) -> PathBuf {
+    let dir = dst
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if Path::new(name).is_absolute() {
+        PathBuf::from(name)
+    } else {
+        dir.join(name)
+    }
+}
+
+/// Converts `src` to `dst` with the options of `a`.
+fn convert_one(a: &ConvertArgs, src: &Path, dst: &Path) -> anyhow::Result<()> {
+    let img = guestctl::open_image(src, &a.open.open_options())?;
+    let dev = img.device();
+    if dst.as_os_str().is_empty() {
         bail!("empty destination path");
     }
-    let opts = RawOptions {
+    let mut opts = RawOptions {
         force: a.force,
         preallocate: a.preallocate,
         threads: a.threads,
@@ -102,18 +300,50 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<()> {
     };
     match a.output_format {
         OutFormat::Raw => {
-            convert_to_raw(dev.as_ref(), &a.dst, &opts, &tick)?;
+            convert_to_raw(dev.as_ref(), dst, &opts, &tick)?;
         }
         OutFormat::Qcow2 => {
-            let q = Qcow2Options {
-                cluster_size: a.cluster_size,
+            let mut q = Qcow2Options {
+                cluster_size: a.cluster_size.unwrap_or(65536),
                 compression: a.compress.map(|c| match c {
                     Codec::Zlib => Compression::Zlib,
                     Codec::Zstd => Compression::Zstd,
                 }),
                 level: a.level,
+                ..Qcow2Options::default()
             };
-            convert_to_qcow2(dev.as_ref(), &a.dst, &opts, &q, &tick)?;
+            match &a.backing {
+                None => convert_to_qcow2(dev.as_ref(), dst, &opts, &q, &tick)?,
+                Some(name) => {
+                    let at = backing_path(dst, name);
+                    let base =
+                        guestctl::open_image(&at, &a.open.open_options()).with_context(|| {
+                            format!(
+                            "cannot open the backing file {name:?} (a relative name is resolved \
+                             against the output's directory, as qemu does: {})",
+                            at.display()
+                        )
+                        })?;
+                    opts.source_files.extend(guestctl::image_files(base.info()));
+                    q.backing_file = Some(name.clone());
+                    q.backing_format = Some(base.info().format.name().to_string());
+                    convert_to_qcow2_over(
+                        dev.as_ref(),
+                        base.device().as_ref(),
+                        dst,
+                        &opts,
+                        &q,
+                        &tick,
+                    )?;
+                }
+            }
+        }
+        OutFormat::Vmdk => {
+            let v = VmdkOptions {
+                subformat: vmdk_subformat(a),
+                level: a.level,
+            };
+            convert_to_vmdk(dev.as_ref(), dst, &opts, &v, &tick)?;
         }
     }
     if let Some(b) = bar {
@@ -123,21 +353,43 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<()> {
         let format = match a.output_format {
             OutFormat::Raw => guestctl::Format::Raw,
             OutFormat::Qcow2 => guestctl::Format::Qcow2,
+            OutFormat::Vmdk => guestctl::Format::Vmdk,
         };
         let out = guestctl::open_image(
-            &a.dst,
+            dst,
             &guestctl::OpenOptions {
                 format: Some(format),
-                follow_backing: false,
-                ..guestctl::OpenOptions::default()
+                follow_backing: a.backing.is_some(),
+                // The backing file the user named is allowed wherever it is.
+                allow_backing: a
+                    .open
+                    .allow_backing
+                    .iter()
+                    .cloned()
+                    .chain(a.backing.as_ref().map(|n| backing_path(dst, n)))
+                    .collect(),
             },
         )?;
-        if let Some(off) = guestctl::convert::first_difference(dev.as_ref(), out.device().as_ref())?
-        {
+        let mut out_dev = out.device();
+        // vmdk sizes are whole sectors: a source that is not was padded with zeros (as qemu
+        // does); compare the source's bytes and check the padding reads as zero.
+        let padded = dev.size().div_ceil(512) * 512;
+        if a.output_format == OutFormat::Vmdk && out_dev.size() == padded && padded > dev.size() {
+            let mut tail = vec![0u8; (padded - dev.size()) as usize];
+            out_dev.read_exact_at(dev.size(), &mut tail)?;
+            if tail.iter().any(|&b| b != 0) {
+                bail!(
+                    "verification failed: {} has non-zero padding after the source's last byte",
+                    dst.display()
+                );
+            }
+            out_dev = std::sync::Arc::new(guestctl::block::Slice::new(out_dev, 0, dev.size())?);
+        }
+        if let Some(off) = guestctl::convert::first_difference(dev.as_ref(), out_dev.as_ref())? {
             bail!(
                 "verification failed: {} differs from {} at guest offset {off:#x}",
-                a.dst.display(),
-                a.src.display()
+                dst.display(),
+                src.display()
             );
         }
     }

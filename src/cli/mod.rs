@@ -22,7 +22,7 @@ pub const EXIT_FAILURE: u8 = 1;
 Nothing is mounted, no VM is started, and input images are never modified.\n\n\
 Exit status: 0 on success, 1 when the operation failed (unreadable, corrupt or unsupported\n\
 image, refused backing file, I/O error), 2 on invalid usage.",
-    after_help = "Examples:\n  guestctl info disk.qcow2\n  guestctl info --json overlay.qcow2\n  guestctl convert disk.vmdk disk.raw -O raw"
+    after_help = "Examples:\n  guestctl info disk.qcow2\n  guestctl info --json overlay.qcow2\n  guestctl convert disk.vmdk disk.raw -O raw\n  guestctl convert disk.qcow2 disk.vmdk -O vmdk --subformat streamOptimized"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -33,7 +33,7 @@ struct Cli {
 enum Command {
     /// Show an image's format, sizes, features and backing chain (like `qemu-img info`).
     Info(info::InfoArgs),
-    /// Convert an image to raw (sparse) or qcow2 (optionally compressed); chains are flattened.
+    /// Convert images to raw (sparse), qcow2 (compressed, over a backing file) or vmdk (monolithicSparse, streamOptimized).
     Convert(convert::ConvertArgs),
     /// List the filesystems of every partition: device, type, size, UUID, label.
     Filesystems(files::FilesystemsArgs),
@@ -96,7 +96,7 @@ pub fn run() -> ExitCode {
     }
 }
 
-fn print_error(e: &anyhow::Error) {
+pub(crate) fn print_error(e: &anyhow::Error) {
     eprintln!("guestctl: error: {e}");
     for cause in e.chain().skip(1) {
         eprintln!("  caused by: {cause}");

@@ -21,8 +21,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use guestctl_block::{is_zero, AlignedBuf, BlockDevice, Error, ErrorKind, ExtentKind, Result};
 use rayon::prelude::*;
 
+mod pipeline;
 mod qcow2w;
+mod vmdkw;
 pub use qcow2w::{Compression, Qcow2Options};
+pub use vmdkw::{VmdkOptions, VmdkSubformat};
 
 /// Bytes one worker reads and writes at a time.
 pub const CHUNK: u64 = 4 << 20;
@@ -111,7 +114,7 @@ pub fn convert_to_raw(
     let size = src.size();
     tmp.as_file()
         .set_len(size)
-        .map_err(|e| Error::io(e, "cannot size the output file").path(tmp.path()))?;
+        .map_err(|e| write_error(e, "cannot size the output file", dst, None))?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads)
         .build()
@@ -119,7 +122,8 @@ pub fn convert_to_raw(
     let read = AtomicU64::new(0);
     let written = AtomicU64::new(0);
     let out = tmp.as_file();
-    let out_path = tmp.path().to_path_buf();
+    // Errors name the destination: the temporary file is gone when they are reported.
+    let out_path = dst.to_path_buf();
     let mut start = 0u64;
     while start < size {
         let wlen = WINDOW.min(size - start);
@@ -195,7 +199,7 @@ fn finish(tmp: tempfile::NamedTempFile, dst: &Path, sync: bool) -> Result<()> {
     if sync {
         tmp.as_file()
             .sync_data()
-            .map_err(|e| Error::io(e, "cannot flush the output file").path(tmp.path()))?;
+            .map_err(|e| Error::io(e, "cannot flush the output file").path(dst))?;
     }
     tmp.persist(dst).map_err(|e| {
         Error::io(e.error, "cannot rename the finished output into place").path(dst)
@@ -212,15 +216,94 @@ pub fn convert_to_qcow2(
     qopts: &Qcow2Options,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<()> {
+    if qopts.backing_file.is_some() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "a backing file name needs the backing device: use convert_to_qcow2_over",
+        ));
+    }
+    write_qcow2_file(src, None, dst, opts, qopts, progress)
+}
+
+/// Writes `src` as a qcow2 v3 image `dst` over the backing device `base`: only clusters
+/// whose bytes differ from `base` are stored, and `qopts.backing_file` (required) and
+/// `qopts.backing_format` are recorded. `dst` read with its backing file equals `src`
+/// when `qopts.backing_file`, resolved against `dst`'s directory, is `base`.
+pub fn convert_to_qcow2_over(
+    src: &dyn BlockDevice,
+    base: &dyn BlockDevice,
+    dst: &Path,
+    opts: &RawOptions,
+    qopts: &Qcow2Options,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<()> {
+    if qopts.backing_file.is_none() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "writing over a backing device needs its name (Qcow2Options::backing_file)",
+        ));
+    }
+    write_qcow2_file(src, Some(base), dst, opts, qopts, progress)
+}
+
+fn write_qcow2_file(
+    src: &dyn BlockDevice,
+    base: Option<&dyn BlockDevice>,
+    dst: &Path,
+    opts: &RawOptions,
+    qopts: &Qcow2Options,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<()> {
+    refuse_preallocation(opts, "qcow2")?;
     check_destination(dst, opts.force, &opts.source_files)?;
     let tmp = temp_output(dst)?;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.threads)
-        .build()
-        .map_err(|e| Error::new(ErrorKind::Io, "cannot start worker threads").with_source(e))?;
-    let path = tmp.path().to_path_buf();
-    pool.install(|| qcow2w::write_qcow2(src, tmp.as_file(), &path, qopts, progress))?;
+    let pool = pool(opts.threads)?;
+    // Errors name the destination: the temporary file is gone when they are reported.
+    let path = dst.to_path_buf();
+    pool.install(|| qcow2w::write_qcow2(src, base, tmp.as_file(), &path, qopts, progress))?;
     finish(tmp, dst, opts.sync)
+}
+
+/// Writes `src` as a single-file VMDK `dst` (monolithicSparse or streamOptimized, see
+/// [`VmdkOptions`]), under the same temporary-name and destination rules as
+/// [`convert_to_raw`]. The descriptor names the final file, not the temporary one.
+pub fn convert_to_vmdk(
+    src: &dyn BlockDevice,
+    dst: &Path,
+    opts: &RawOptions,
+    vopts: &VmdkOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<()> {
+    refuse_preallocation(opts, "vmdk")?;
+    check_destination(dst, opts.force, &opts.source_files)?;
+    let name = dst
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = temp_output(dst)?;
+    let pool = pool(opts.threads)?;
+    let path = dst.to_path_buf();
+    pool.install(|| vmdkw::write_vmdk(src, tmp.as_file(), &path, &name, vopts, progress))?;
+    finish(tmp, dst, opts.sync)
+}
+
+/// Preallocation is implemented for raw output only; other formats refuse it rather than
+/// silently writing a sparse image.
+fn refuse_preallocation(opts: &RawOptions, format: &str) -> Result<()> {
+    if opts.preallocate {
+        return Err(Error::unsupported(format!(
+            "--preallocate is supported for raw output only, not {format} \
+             (guestctl writes {format} images sparse: zero clusters are never allocated)"
+        )));
+    }
+    Ok(())
+}
+
+fn pool(threads: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::new(ErrorKind::Io, "cannot start worker threads").with_source(e))
 }
 
 /// Compares two devices byte for byte (in parallel 4 MiB chunks), skipping ranges both
@@ -274,7 +357,35 @@ pub fn first_difference(a: &dyn BlockDevice, b: &dyn BlockDevice) -> Result<Opti
 
 fn write_all_at(f: &File, buf: &[u8], off: u64, path: &Path) -> Result<()> {
     f.write_all_at(buf, off)
-        .map_err(|e| Error::io(e, "write failed").path(path).at(off))
+        .map_err(|e| write_error(e, "write failed", path, Some(off)))
+}
+
+/// An output I/O error, spelled out when the output grew past the file-size limit.
+pub(crate) fn write_error(
+    e: std::io::Error,
+    what: &'static str,
+    path: &Path,
+    off: Option<u64>,
+) -> Error {
+    let what = if e.kind() == std::io::ErrorKind::FileTooLarge {
+        match what {
+            "write failed" => {
+                "write failed: the output would exceed the file-size limit (ulimit -f) or the \
+                 file system's largest file"
+            }
+            _ => {
+                "cannot size the output: it would exceed the file-size limit (ulimit -f) or \
+                 the file system's largest file"
+            }
+        }
+    } else {
+        what
+    };
+    let err = Error::io(e, what).path(path);
+    match off {
+        Some(o) => err.at(o),
+        None => err,
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,55 @@
+//! The batch pipeline shared by the qcow2 and vmdk writers: batch `k + 1` is read (and
+//! zero-checked, compressed) by the rayon workers while the writes planned for batch `k` go
+//! out, so reading and writing overlap instead of taking turns. Two page-aligned batch
+//! buffers alternate; the writes of a batch are planned (host offsets allocated, in guest
+//! order) on the caller's thread between the two.
+
+use guestctl_block::{AlignedBuf, Result};
+
+/// One planned write.
+pub(crate) enum Op {
+    /// Bytes `from..to` of the batch buffer the plan was made for, at host offset `at`.
+    Run { from: usize, to: usize, at: u64 },
+    /// Owned bytes (compressed data, metadata) at host offset `.1`.
+    Bytes(Vec<u8>, u64),
+}
+
+/// Positional writer: bytes at an offset.
+pub(crate) type Write<'a> = &'a (dyn Fn(&[u8], u64) -> Result<()> + Sync);
+
+fn apply(ops: &[Op], buf: &[u8], wr: Write<'_>) -> Result<()> {
+    for op in ops {
+        match op {
+            Op::Run { from, to, at } => wr(&buf[*from..*to], *at)?,
+            Op::Bytes(b, at) => wr(b, *at)?,
+        }
+    }
+    Ok(())
+}
+
+/// Runs `batches` batches: `read(k, buf)` fills the batch buffer (`buf_len` bytes) in
+/// parallel and returns what it found, `plan(k, found)` turns that into writes (serially, in
+/// batch order), which are applied while batch `k + 1` is read.
+pub(crate) fn run<T: Send>(
+    batches: u64,
+    buf_len: usize,
+    read: &(dyn Fn(u64, &mut [u8]) -> Result<T> + Sync),
+    plan: &mut dyn FnMut(u64, T) -> Result<Vec<Op>>,
+    wr: Write<'_>,
+) -> Result<()> {
+    let mut bufs = [AlignedBuf::new(buf_len), AlignedBuf::new(buf_len)];
+    let mut pending: Vec<Op> = Vec::new();
+    for k in 0..batches {
+        let [b0, b1] = &mut bufs;
+        let (cur, prev): (&mut [u8], &[u8]) = if k % 2 == 0 { (b0, b1) } else { (b1, b0) };
+        let ops = std::mem::take(&mut pending);
+        let (written, found) = rayon::join(|| apply(&ops, prev, wr), || read(k, cur));
+        written?;
+        pending = plan(k, found?)?;
+    }
+    apply(
+        &pending,
+        &bufs[(batches.saturating_sub(1) % 2) as usize],
+        wr,
+    )
+}
