@@ -224,6 +224,9 @@ mod tests {
 
     #[test]
     fn kind_as_str_covers_all() {
-        assert_eq!(ErrorKind::SymlinkLoop.as_str(), "too many levels of symbolic links");
+        assert_eq!(
+            ErrorKind::SymlinkLoop.as_str(),
+            "too many levels of symbolic links"
+        );
     }
 }

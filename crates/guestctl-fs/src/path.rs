@@ -74,8 +74,9 @@ pub fn resolve_path<F: Filesystem + ?Sized>(
                     todo.push_front(c);
                 }
                 if todo.len() > MAX_COMPONENTS {
-                    return Err(Error::limit("path too long after symlink expansion")
-                        .guest_path(shown()));
+                    return Err(
+                        Error::limit("path too long after symlink expansion").guest_path(shown())
+                    );
                 }
                 continue;
             }
