@@ -219,17 +219,9 @@ fn check(case: &Case) {
         replay.notes
     );
 
-    let src = MemJournal::new(&journal).expect("journal");
-    assert_eq!(src.block_size(), bs);
-    let mut ours = original.clone();
-    let mut buf = vec![0u8; bs];
-    for (&fs_block, copy) in &replay.blocks {
-        read_copy(&src, copy, &mut buf).expect("read copy");
-        let at = fs_block as usize * bs;
-        ours[at..at + bs].copy_from_slice(&buf);
-    }
+    let ours = apply(&original, &journal, &replay);
     assert_ne!(ours, original, "the overlay changed nothing");
-    let at = |b: u64| b as usize * bs..(b as usize + 1) * bs;
+    let at = |b: u64| range(b, bs);
     assert_eq!(&ours[at(t + 1)], &d2[..bs], "newest copy of t+1, unescaped");
     assert_eq!(
         &ours[at(t + 3)],
@@ -241,41 +233,7 @@ fn check(case: &Case) {
     }
 
     // 4. The oracle: e2fsck replays the journal and does nothing else.
-    let theirs_path = d.join("theirs.img");
-    std::fs::copy(&img, &theirs_path).expect("copy image");
-    run(
-        "e2fsck",
-        &["-y", "-E", "journal_only", path(&theirs_path)],
-        &[0, 1],
-    );
-    let theirs = std::fs::read(&theirs_path).expect("read replayed image");
-    assert_eq!(theirs.len(), ours.len());
-    assert_ne!(theirs, original, "e2fsck replayed nothing");
-    let after = run("dumpe2fs", &["-h", path(&theirs_path)], &[0]);
-    assert!(
-        !after.contains("needs_recovery"),
-        "e2fsck -E journal_only left the journal dirty"
-    );
-
-    // Blocks that may differ: the ext4 superblock (bytes 1024..2048) and the journal inode's.
-    let mut skip: Vec<u64> = debugfs(&img, "blocks <8>")
-        .split_whitespace()
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    assert!(
-        skip.len() as u64 >= (journal.len() / bs) as u64,
-        "blocks <8> listed {} blocks for a {}-byte journal",
-        skip.len(),
-        journal.len()
-    );
-    skip.push(1024 / bs as u64);
-    skip.sort_unstable();
-    let mut differ = Vec::new();
-    for b in 0..fs_blocks {
-        if skip.binary_search(&b).is_err() && ours[at(b)] != theirs[at(b)] {
-            differ.push(b);
-        }
-    }
+    let differ = differs_from_e2fsck(&img, &original, &ours, journal.len(), bs);
     assert!(
         differ.is_empty(),
         "{}: blocks differ from e2fsck's replay: {differ:?} (overlay {keys:?})",
@@ -295,6 +253,129 @@ fn check(case: &Case) {
         "HELLO\n"
     };
     assert_eq!(String::from_utf8_lossy(&cat.stdout), want, "{}", case.name);
+}
+
+fn range(block: u64, bs: usize) -> std::ops::Range<usize> {
+    block as usize * bs..(block as usize + 1) * bs
+}
+
+/// `original` with every journalled copy of `replay` written over it.
+fn apply(original: &[u8], journal: &[u8], replay: &guestctl_fs::ext::journal::Replay) -> Vec<u8> {
+    let src = MemJournal::new(journal).expect("journal");
+    let bs = src.block_size();
+    let mut ours = original.to_vec();
+    let mut buf = vec![0u8; bs];
+    for (&fs_block, copy) in &replay.blocks {
+        read_copy(&src, copy, &mut buf).expect("read copy");
+        ours[range(fs_block, bs)].copy_from_slice(&buf);
+    }
+    ours
+}
+
+/// Replays a copy of `img` with `e2fsck -E journal_only` and returns the blocks where it
+/// differs from `ours`, leaving out the ext4 superblock (bytes 1024..2048) and the journal
+/// inode's blocks, which e2fsck updates and resets.
+fn differs_from_e2fsck(
+    img: &Path,
+    original: &[u8],
+    ours: &[u8],
+    journal_len: usize,
+    bs: usize,
+) -> Vec<u64> {
+    let theirs_path = img.with_extension("e2fsck.img");
+    std::fs::copy(img, &theirs_path).expect("copy image");
+    run(
+        "e2fsck",
+        &["-y", "-E", "journal_only", path(&theirs_path)],
+        &[0, 1],
+    );
+    let theirs = std::fs::read(&theirs_path).expect("read replayed image");
+    assert_eq!(theirs.len(), ours.len());
+    assert_ne!(theirs, original, "e2fsck replayed nothing");
+    let after = run("dumpe2fs", &["-h", path(&theirs_path)], &[0]);
+    assert!(
+        !after.contains("needs_recovery"),
+        "e2fsck -E journal_only left the journal dirty"
+    );
+    let mut skip: Vec<u64> = debugfs(img, "blocks <8>")
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(
+        skip.len() >= journal_len / bs,
+        "blocks <8> listed {} blocks for a {journal_len}-byte journal",
+        skip.len(),
+    );
+    skip.push(1024 / bs as u64);
+    skip.sort_unstable();
+    (0..(ours.len() / bs) as u64)
+        .filter(|&b| skip.binary_search(&b).is_err() && ours[range(b, bs)] != theirs[range(b, bs)])
+        .collect()
+}
+
+/// A data block whose csum v3 tag checksum fails is skipped, as e2fsck does ("JBD2: Invalid
+/// checksum recovering data block"), and the rest of its transaction is replayed.
+#[test]
+fn ext4_csum_v3_bad_data_block_is_skipped_like_e2fsck() {
+    let bs = 4096;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let img = d.join("fs.img");
+    run(
+        "mkfs.ext4",
+        &["-q", "-F", "-b", "4096", path(&img), "64M"],
+        &[0],
+    );
+    std::fs::write(d.join("data"), noise(11, 2 * bs)).expect("write data");
+    let data = d.join("data");
+    let script = format!(
+        "jo -c -v 3\njw -b 3000 {data}\njc\njo\njw -b 3001,3002 {data}\njc\n",
+        data = path(&data)
+    );
+    std::fs::write(d.join("cmds"), script).expect("write script");
+    run(
+        "debugfs",
+        &["-w", "-f", path(&d.join("cmds")), path(&img)],
+        &[0],
+    );
+    // Log: 1 descriptor, 2 data (3000), 3 commit, 4 descriptor, 5 data (3001), 6 data (3002).
+    let logdump = debugfs(&img, "logdump");
+    assert!(
+        logdump.contains("type 1 (descriptor block) at block 4")
+            && logdump.contains("type 2 (commit block) at block 7"),
+        "unexpected journal layout:\n{logdump}"
+    );
+    let home: u64 = debugfs(&img, "bmap <8> 6")
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .next()
+        .expect("bmap <8> 6 printed a block number");
+    let mut image = std::fs::read(&img).expect("read image");
+    image[home as usize * bs + 100] ^= 1;
+    std::fs::write(&img, &image).expect("write image");
+
+    let jfile = d.join("journal.bin");
+    debugfs(&img, &format!("dump <8> {}", path(&jfile)));
+    let journal = std::fs::read(&jfile).expect("read journal");
+    let replay = replay_bytes(&journal, (image.len() / bs) as u64)
+        .expect("replay")
+        .expect("dirty");
+    assert_eq!(
+        replay.blocks.keys().copied().collect::<Vec<_>>(),
+        [3000, 3001]
+    );
+    assert_eq!(replay.transactions, 2);
+    assert!(
+        replay.notes.iter().any(|n| n.contains("block 3002")),
+        "{:?}",
+        replay.notes
+    );
+    let ours = apply(&image, &journal, &replay);
+    let differ = differs_from_e2fsck(&img, &image, &ours, journal.len(), bs);
+    assert!(
+        differ.is_empty(),
+        "blocks differ from e2fsck's replay: {differ:?}"
+    );
 }
 
 #[test]
