@@ -78,6 +78,9 @@ struct Case {
     /// revoke block too, which the kernel and e2fsck's recovery do not: e2fsck reports
     /// "Journal transaction 3 was corrupt, replay was aborted" and so must we.
     revoke_txn_rejected: bool,
+    /// Rotate the log inside the journal so that it wraps from its last block to `s_first`
+    /// (debugfs always starts the log at block 1).
+    wrap: bool,
 }
 
 fn check(case: &Case) {
@@ -185,10 +188,13 @@ fn check(case: &Case) {
         );
     }
 
+    if case.wrap {
+        rotate_log(&img, bs);
+    }
+    let dirty = std::fs::read(&img).expect("read dirty image");
+
     // 3. Our replay of the journal inode's bytes.
-    let jfile = d.join("journal.bin");
-    debugfs(&img, &format!("dump <8> {}", path(&jfile)));
-    let journal = std::fs::read(&jfile).expect("read journal");
+    let journal = dump_journal(&img);
     assert!(!journal.is_empty(), "debugfs dumped an empty journal");
     let replay = replay_bytes(&journal, fs_blocks)
         .unwrap_or_else(|e| panic!("{}: replay failed: {e}", case.name))
@@ -219,8 +225,8 @@ fn check(case: &Case) {
         replay.notes
     );
 
-    let ours = apply(&original, &journal, &replay);
-    assert_ne!(ours, original, "the overlay changed nothing");
+    let ours = apply(&dirty, &journal, &replay);
+    assert_ne!(ours, dirty, "the overlay changed nothing");
     let at = |b: u64| range(b, bs);
     assert_eq!(&ours[at(t + 1)], &d2[..bs], "newest copy of t+1, unescaped");
     assert_eq!(
@@ -233,7 +239,7 @@ fn check(case: &Case) {
     }
 
     // 4. The oracle: e2fsck replays the journal and does nothing else.
-    let differ = differs_from_e2fsck(&img, &original, &ours, journal.len(), bs);
+    let differ = differs_from_e2fsck(&img, &dirty, &ours, journal.len(), bs);
     assert!(
         differ.is_empty(),
         "{}: blocks differ from e2fsck's replay: {differ:?} (overlay {keys:?})",
@@ -253,6 +259,93 @@ fn check(case: &Case) {
         "HELLO\n"
     };
     assert_eq!(String::from_utf8_lossy(&cat.stdout), want, "{}", case.name);
+}
+
+fn dump_journal(img: &Path) -> Vec<u8> {
+    let out = img.with_extension("journal");
+    debugfs(img, &format!("dump <8> {}", path(&out)));
+    let journal = std::fs::read(&out).expect("read journal");
+    assert!(!journal.is_empty(), "debugfs dumped an empty journal");
+    journal
+}
+
+/// Logical journal block → its home, from the BLOCKS / EXTENTS lines of `stat <8>`
+/// (`(0-11):786-797, (IND):798, (12-267):799-1054, ...`; index blocks skipped).
+fn journal_map(img: &Path) -> Vec<u64> {
+    let stat = debugfs(img, "stat <8>");
+    let mut map = Vec::new();
+    for entry in stat.split([',', '\n', ' ']).filter(|e| e.starts_with('(')) {
+        let Some((label, phys)) = entry[1..].split_once("):") else {
+            continue;
+        };
+        let parse = |r: &str| -> Option<(u64, u64)> {
+            match r.split_once('-') {
+                Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+                None => r.parse().ok().map(|a| (a, a)),
+            }
+        };
+        let (Some((l0, l1)), Some((p0, p1))) = (parse(label), parse(phys)) else {
+            continue; // (IND), (DIND), (ETB0) ...
+        };
+        assert_eq!(l1 - l0, p1 - p0, "odd stat entry {entry}");
+        assert_eq!(l0, map.len() as u64, "journal has a hole at {l0}: {stat}");
+        map.extend(p0..=p1);
+    }
+    map
+}
+
+/// Every block of the journal inode (data and index blocks).
+fn journal_blocks(img: &Path) -> Vec<u64> {
+    debugfs(img, "blocks <8>")
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect()
+}
+
+/// Rotates the log area of the image's journal so that the log starts two blocks before its
+/// end and wraps to `s_first`, and writes the journal back in place. Positions are not covered
+/// by any journal checksum; the superblock's is recomputed.
+fn rotate_log(img: &Path, bs: usize) {
+    let be32 = |b: &[u8], o: usize| u32::from_be_bytes(b[o..o + 4].try_into().expect("4 bytes"));
+    let journal = dump_journal(img);
+    let (maxlen, first, start) = (
+        be32(&journal, 0x10) as u64,
+        be32(&journal, 0x14) as u64,
+        be32(&journal, 0x1C) as u64,
+    );
+    let len = maxlen - first;
+    let k = len - 2;
+    let moved = |p: u64| first + (p - first + k) % len;
+    let mut rotated = journal.clone();
+    for p in first..maxlen {
+        rotated[range(moved(p), bs)].copy_from_slice(&journal[range(p, bs)]);
+    }
+    rotated[0x1C..0x20].copy_from_slice(&(moved(start) as u32).to_be_bytes());
+    if be32(&journal, 0x28) & (0x8 | 0x10) != 0 {
+        rotated[0xFC..0x100].fill(0);
+        let csum = !crc32c::crc32c(&rotated[..1024]);
+        rotated[0xFC..0x100].copy_from_slice(&csum.to_be_bytes());
+    }
+    let map = journal_map(img);
+    assert_eq!(
+        map.len(),
+        journal.len() / bs,
+        "stat <8> maps the whole journal"
+    );
+    let mut image = std::fs::read(img).expect("read image");
+    for (i, &home) in map.iter().take(journal.len() / bs).enumerate() {
+        image[range(home, bs)].copy_from_slice(&rotated[range(i as u64, bs)]);
+    }
+    std::fs::write(img, &image).expect("write image");
+    assert!(
+        dump_journal(img) == rotated,
+        "journal written back in the wrong place"
+    );
+    let logdump = debugfs(img, "logdump");
+    assert!(
+        logdump.contains(&format!("Journal starts at block {}", maxlen - 2)),
+        "{logdump}"
+    );
 }
 
 fn range(block: u64, bs: usize) -> std::ops::Range<usize> {
@@ -297,10 +390,7 @@ fn differs_from_e2fsck(
         !after.contains("needs_recovery"),
         "e2fsck -E journal_only left the journal dirty"
     );
-    let mut skip: Vec<u64> = debugfs(img, "blocks <8>")
-        .split_whitespace()
-        .filter_map(|w| w.parse().ok())
-        .collect();
+    let mut skip = journal_blocks(img);
     assert!(
         skip.len() >= journal_len / bs,
         "blocks <8> listed {} blocks for a {journal_len}-byte journal",
@@ -354,9 +444,7 @@ fn ext4_csum_v3_bad_data_block_is_skipped_like_e2fsck() {
     image[home as usize * bs + 100] ^= 1;
     std::fs::write(&img, &image).expect("write image");
 
-    let jfile = d.join("journal.bin");
-    debugfs(&img, &format!("dump <8> {}", path(&jfile)));
-    let journal = std::fs::read(&jfile).expect("read journal");
+    let journal = dump_journal(&img);
     let replay = replay_bytes(&journal, (image.len() / bs) as u64)
         .expect("replay")
         .expect("dirty");
@@ -389,6 +477,7 @@ fn ext4_4k_metadata_csum_journal_csum_v3() {
         journal_features: &["journal_64bit", "journal_checksum_v3"],
         journal_absent: &[],
         revoke_txn_rejected: false,
+        wrap: false,
     });
 }
 
@@ -403,6 +492,7 @@ fn ext4_1k_metadata_csum_journal_csum_v2() {
         journal_features: &["journal_64bit", "journal_checksum_v2"],
         journal_absent: &[],
         revoke_txn_rejected: false,
+        wrap: false,
     });
 }
 
@@ -421,6 +511,7 @@ fn ext4_4k_without_checksums() {
             "journal_checksum_v3",
         ],
         revoke_txn_rejected: false,
+        wrap: false,
     });
 }
 
@@ -435,6 +526,7 @@ fn ext3_1k_32bit_tags() {
         journal_features: &["journal_incompat_revoke"],
         journal_absent: &["journal_64bit", "journal_checksum"],
         revoke_txn_rejected: false,
+        wrap: false,
     });
 }
 
@@ -453,5 +545,36 @@ fn ext3_1k_journal_checksum_v1() {
             "journal_checksum_v3",
         ],
         revoke_txn_rejected: true,
+        wrap: false,
+    });
+}
+
+#[test]
+fn ext4_4k_csum_v3_log_wraps() {
+    check(&Case {
+        name: "ext4 4k csum v3 wrapped",
+        mkfs: "mkfs.ext4",
+        mkfs_args: &[],
+        block_size: 4096,
+        open: "-c -v 3",
+        journal_features: &["journal_64bit", "journal_checksum_v3"],
+        journal_absent: &[],
+        revoke_txn_rejected: false,
+        wrap: true,
+    });
+}
+
+#[test]
+fn ext3_1k_log_wraps() {
+    check(&Case {
+        name: "ext3 1k wrapped",
+        mkfs: "mkfs.ext3",
+        mkfs_args: &[],
+        block_size: 1024,
+        open: "",
+        journal_features: &["journal_incompat_revoke"],
+        journal_absent: &["journal_64bit", "journal_checksum"],
+        revoke_txn_rejected: false,
+        wrap: true,
     });
 }
