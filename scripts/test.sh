@@ -12,6 +12,9 @@ want qemu-io qemu-utils
 want zstd zstd
 want mkfs.ext4 e2fsprogs
 want python3 python3
+want unzip unzip          # DFTT images are zip archives in ../shared/corpus
+want fls sleuthkit        # fls/istat: the oracle of crates/guestctl-fs/tests/ext_corpus.rs
+want istat sleuthkit
 
 if [ ${#need_pkgs[@]} -gt 0 ] && [ -z "${SKIP_INSTALL:-}" ]; then
   mapfile -t need_pkgs < <(printf '%s\n' "${need_pkgs[@]}" | sort -u)
