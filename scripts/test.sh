@@ -21,6 +21,7 @@ want icat sleuthkit
 want sfdisk fdisk
 want mkfs.vfat dosfstools
 want unzip unzip
+want istat sleuthkit
 
 if [ ${#need_pkgs[@]} -gt 0 ] && [ -z "${SKIP_INSTALL:-}" ]; then
   mapfile -t need_pkgs < <(printf '%s\n' "${need_pkgs[@]}" | sort -u)

@@ -14,9 +14,6 @@
 //! holds its newest committed copy, which the ext reader lays over the device. All on-disk
 //! fields are big-endian; every count, offset and walk is bounded by the journal's size.
 
-// `crate::Error` is larger than clippy's 128-byte `result_large_err` threshold; lib.rs and
-// path.rs trip the same lint. Whether to box the error is a crate-wide decision for error.rs.
-
 use std::collections::{BTreeMap, HashMap};
 
 use crate::{Error, ErrorKind, Result};
