@@ -12,7 +12,7 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
   esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(detect qcow2 vmdk ext ext_journal)
+[ ${#targets[@]} -gt 0 ] || targets=(detect qcow2 vmdk ext ext_journal part)
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 1; }
 command -v qemu-img >/dev/null || { echo "qemu-img missing: apt-get install qemu-utils" >&2; exit 1; }
 
@@ -38,6 +38,11 @@ make_seeds() {
     qemu-img convert -q -O vmdk -o subformat=$sub "$t/rand" "$v/$sub"
   done
   printf '# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType="monolithicFlat"\nRW 128 FLAT "x-flat.vmdk" 0\nRW 64 ZERO\n' > "$v/descriptor"
+  # partition-table seeds: sfdisk-made MBR (with logicals) and GPT on small sparse files.
+  local pt; pt=$(seed_dir part)
+  truncate -s 1M "$t/mbr" "$t/gpt"
+  printf 'label: dos\nstart=64, size=128, type=83\nsize=512, type=5\nsize=64, type=83\nsize=64, type=7\n' | sfdisk -q "$t/mbr" >/dev/null 2>&1 && head -c 65536 "$t/mbr" > "$pt/mbr"
+  printf 'label: gpt\nstart=64, size=128, name="a"\nsize=64\n' | sfdisk -q "$t/gpt" >/dev/null 2>&1 && cp "$t/gpt" "$pt/gpt"
   local d; d=$(seed_dir detect)
   cp "$q"/* "$v"/* "$d"/ 2>/dev/null || true
   rm -rf "$t"

@@ -173,3 +173,42 @@ fn filesystems_ls_cat_stat() {
     let out = guestctl(&["ls", "-m", "/dev/sda2", i, "/"]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn checksum_matches_sha256sum_and_md5sum_of_the_source_tree() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let img = make_disk(tmp.path());
+    let i = img.to_str().expect("u");
+    let src = tmp.path().join("src");
+    let out = guestctl(&["checksum", "-R", i, "/"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut ours: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.contains("./lost+found/"))
+        .map(str::to_string)
+        .collect();
+    ours.sort();
+    let host = run("sh", &["-c", "find . -type f -exec sha256sum {} +"], &src);
+    let mut want: Vec<String> = String::from_utf8_lossy(&host.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    want.sort();
+    assert_eq!(ours, want);
+    assert!(ours.len() >= 2);
+
+    let out = guestctl(&["checksum", "--type", "md5", i, "/etc/deep/er/file"]);
+    let host = run("md5sum", &["etc/deep/er/file"], &src);
+    let want = String::from_utf8_lossy(&host.stdout).replace("  etc/", "  /etc/");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+    let out = guestctl(&["checksum", i, "/etc"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a directory without -R is an error"
+    );
+}

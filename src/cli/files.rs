@@ -313,3 +313,111 @@ pub fn stat(a: StatArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum HashType {
+    Md5,
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+#[derive(Args, Debug)]
+pub struct ChecksumArgs {
+    #[command(flatten)]
+    disks: Disks,
+    /// File (or, with -R, directory) inside the guest.
+    path: String,
+    /// Hash algorithm.
+    #[arg(short = 't', long = "type", value_enum, default_value = "sha256")]
+    kind: HashType,
+    /// Every regular file under the directory, printed as `HASH  ./relative/path` like
+    /// `cd DIR && find . -type f -exec sha256sum {} +` on the host, so the two can be diffed.
+    #[arg(short = 'R', long)]
+    recursive: bool,
+}
+
+fn hash_node(
+    fs: &dyn Filesystem,
+    node: NodeId,
+    size: u64,
+    kind: HashType,
+) -> anyhow::Result<String> {
+    use sha2::Digest;
+    fn run<D: Digest>(fs: &dyn Filesystem, node: NodeId, size: u64) -> anyhow::Result<String> {
+        let mut d = D::new();
+        let mut buf = vec![0u8; 64 << 10];
+        let mut off = 0;
+        while off < size {
+            let n = fs.read_at(node, off, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            d.update(&buf[..n]);
+            off += n as u64;
+        }
+        Ok(d.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    }
+    match kind {
+        HashType::Md5 => run::<md5::Md5>(fs, node, size),
+        HashType::Sha1 => run::<sha1::Sha1>(fs, node, size),
+        HashType::Sha256 => run::<sha2::Sha256>(fs, node, size),
+        HashType::Sha512 => run::<sha2::Sha512>(fs, node, size),
+    }
+}
+
+pub fn checksum(a: ChecksumArgs) -> anyhow::Result<()> {
+    let fs = a.disks.filesystem()?;
+    let fs = fs.as_ref();
+    let start = resolve_path(fs, a.path.as_bytes(), true)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if !a.recursive {
+        let m = fs.metadata(start)?;
+        if m.file_type != FileType::Regular {
+            bail!("{}: not a regular file (use -R for a directory)", a.path);
+        }
+        writeln!(out, "{}  {}", hash_node(fs, start, m.size, a.kind)?, a.path)?;
+        return Ok(out.flush()?);
+    }
+    let mut failed = false;
+    let mut stack = vec![(String::from("."), start)];
+    let mut seen = std::collections::HashSet::new();
+    while let Some((dir, node)) = stack.pop() {
+        if !seen.insert(node) {
+            continue;
+        }
+        let entries = match fs.read_dir(node) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("guestctl: {dir}: {e}");
+                failed = true;
+                continue;
+            }
+        };
+        for e in entries {
+            let path = format!("{dir}/{}", String::from_utf8_lossy(&e.name));
+            match fs.metadata(e.node) {
+                Ok(m) if m.file_type == FileType::Directory => stack.push((path, e.node)),
+                Ok(m) if m.file_type == FileType::Regular => {
+                    match hash_node(fs, e.node, m.size, a.kind) {
+                        Ok(h) => writeln!(out, "{h}  {path}")?,
+                        Err(err) => {
+                            eprintln!("guestctl: {path}: {err:#}");
+                            failed = true;
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    eprintln!("guestctl: {path}: {err}");
+                    failed = true;
+                }
+            }
+        }
+    }
+    out.flush()?;
+    if failed {
+        bail!("some files could not be read (see above)");
+    }
+    Ok(())
+}

@@ -43,6 +43,8 @@ enum Command {
     Cat(files::CatArgs),
     /// Show a guest file's metadata (inode, mode, owner, times, links).
     Stat(files::StatArgs),
+    /// Hash a guest file, or every file under a directory with -R (like sha256sum).
+    Checksum(files::ChecksumArgs),
 }
 
 /// How to open images: shared by every command that reads one.
@@ -86,6 +88,7 @@ pub fn run() -> ExitCode {
         Command::Ls(a) => files::ls(a),
         Command::Cat(a) => files::cat(a),
         Command::Stat(a) => files::stat(a),
+        Command::Checksum(a) => files::checksum(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
