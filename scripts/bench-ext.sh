@@ -12,7 +12,9 @@ work=${1:-$(mktemp -d)}
 [ -n "${1:-}" ] || trap 'rm -rf "$work"' EXIT
 mkdir -p "$work"
 cargo build -q --release -p guestctl-fs --example ext_bench
+cargo build -q --release --bin guestctl
 bin=target/release/examples/ext_bench
+gc=target/release/guestctl
 
 img=$work/bench-ext4.img
 if [ ! -f "$img" ]; then
@@ -43,6 +45,8 @@ t_nov=$(best $bin walk-noverify "$img")
 t_fls=$(best fls -r -p "$img")
 t_view=$(RUNS=1 best $bin view-walk "$img")  # ~50 s: once
 echo "walk   guestctl ${t_ours}s | fls -r -p ${t_fls}s | ext4-view ${t_view}s | guestctl is $(ratio "$t_fls" "$t_ours")x faster than fls, $(ratio "$t_view" "$t_ours")x faster than ext4-view"
+t_ls=$(best $gc ls -R "$img" /)
+echo "ls -R  guestctl ls -R ${t_ls}s (the CLI, output to /dev/null) | fls -r -p ${t_fls}s | $(ratio "$t_fls" "$t_ls")x faster"
 echo "csum   walk with checksums verified ${t_ours}s, without ${t_nov}s: verification costs $(ratio "$t_ours" "$t_nov")x"
 
 out=$($bin read "$img")
