@@ -440,7 +440,9 @@ fn gpt_table(
             Partition {
                 number: e.index + 1,
                 start: e.first_lba.saturating_mul(ss),
-                size: (e.last_lba - e.first_lba + 1).saturating_mul(ss),
+                size: (e.last_lba - e.first_lba)
+                    .saturating_add(1)
+                    .saturating_mul(ss),
                 scheme: Scheme::Gpt,
                 mbr_type: None,
                 type_name: gpt::type_name(&tg),
