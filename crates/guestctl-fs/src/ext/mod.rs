@@ -50,8 +50,6 @@ const MAX_XATTR_VALUE: u64 = 16 << 20;
 const MAX_EXTENT_NODES: u32 = 1 << 20;
 /// The most group descriptors loaded (16 Mi groups: 2 PiB at 4 KiB blocks).
 const MAX_GROUPS: u64 = 1 << 24;
-/// The JBD2 magic, restored at the start of escaped journal blocks.
-const JBD2_MAGIC: u32 = 0xC03B_3998;
 /// Metadata block cache size.
 const CACHE_BYTES: usize = 64 << 20;
 
@@ -174,7 +172,7 @@ impl ExtFs {
         for (&b, &(phys, escaped)) in self.overlay.range(first..=last) {
             self.dev.read_exact_at(phys * bs, &mut block)?;
             if escaped {
-                block[..4].copy_from_slice(&JBD2_MAGIC.to_be_bytes());
+                block[..4].copy_from_slice(&journal::JBD2_MAGIC.to_be_bytes());
             }
             let bstart = b * bs;
             let from = bstart.max(offset);
