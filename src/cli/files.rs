@@ -137,13 +137,8 @@ fn record(fs: &dyn Filesystem, path: &str, node: NodeId, m: &Metadata) -> serde_
 
 fn mode_string(m: &Metadata) -> String {
     let t = match m.file_type {
-        FileType::Directory => 'd',
-        FileType::Symlink => 'l',
-        FileType::CharDevice => 'c',
-        FileType::BlockDevice => 'b',
-        FileType::Fifo => 'p',
-        FileType::Socket => 's',
-        _ => '-',
+        FileType::Regular | FileType::Unknown => '-',
+        other => other.type_char(),
     };
     let mut s = String::from(t);
     for shift in [6, 3, 0] {

@@ -69,6 +69,21 @@ impl FileType {
         }
     }
 
+    /// The type letter of `find -printf %y`: `f`, `d`, `l`, `c`, `b`, `p`, `s` (`?` when
+    /// unknown). `ls -l` shows `-` for regular files instead.
+    pub fn type_char(self) -> char {
+        match self {
+            FileType::Regular => 'f',
+            FileType::Directory => 'd',
+            FileType::Symlink => 'l',
+            FileType::CharDevice => 'c',
+            FileType::BlockDevice => 'b',
+            FileType::Fifo => 'p',
+            FileType::Socket => 's',
+            FileType::Unknown => '?',
+        }
+    }
+
     /// The type from the `S_IFMT` bits of a POSIX mode.
     pub fn from_mode(mode: u32) -> FileType {
         match mode & 0o170000 {

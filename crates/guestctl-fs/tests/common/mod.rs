@@ -278,16 +278,7 @@ impl OsStrExt2 for std::ffi::OsStr {
 }
 
 pub fn kind_char(t: FileType) -> char {
-    match t {
-        FileType::Regular => 'f',
-        FileType::Directory => 'd',
-        FileType::Symlink => 'l',
-        FileType::CharDevice => 'c',
-        FileType::BlockDevice => 'b',
-        FileType::Fifo => 'p',
-        FileType::Socket => 's',
-        _ => '?',
-    }
+    t.type_char()
 }
 
 pub fn sha256_node(fs: &dyn Filesystem, node: NodeId, size: u64) -> String {

@@ -184,16 +184,7 @@ pub fn open_container(img: &Path) -> ExtFs {
 }
 
 pub fn kind_char(t: FileType) -> char {
-    match t {
-        FileType::Regular => 'f',
-        FileType::Directory => 'd',
-        FileType::Symlink => 'l',
-        FileType::CharDevice => 'c',
-        FileType::BlockDevice => 'b',
-        FileType::Fifo => 'p',
-        FileType::Socket => 's',
-        _ => '?',
-    }
+    t.type_char()
 }
 
 /// File contents as read through the trait.
