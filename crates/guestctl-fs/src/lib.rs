@@ -178,6 +178,16 @@ pub struct Xattr {
     pub value: Vec<u8>,
 }
 
+/// One named data stream of a file (an NTFS alternate data stream). The unnamed default
+/// stream is the file's content and is not listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamInfo {
+    /// The stream's name (`Zone.Identifier`, ...).
+    pub name: Vec<u8>,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
 /// Facts about a whole filesystem.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FsInfo {
@@ -248,7 +258,9 @@ pub trait Filesystem: Send + Sync + Debug {
     fn read_dir(&self, dir: NodeId) -> Result<Vec<DirEntry>>;
 
     /// Finds `name` in directory `dir`. The default scans [`Filesystem::read_dir`]
-    /// (filesystems with case-insensitive names override it).
+    /// (filesystems with case-insensitive names override it). Filesystems with named streams
+    /// (NTFS) also resolve `name:stream` to a node whose [`Filesystem::read_at`] and
+    /// [`Filesystem::metadata`] are those of the stream.
     fn lookup(&self, dir: NodeId, name: &[u8]) -> Result<Option<NodeId>> {
         Ok(self
             .read_dir(dir)?
@@ -266,6 +278,13 @@ pub trait Filesystem: Send + Sync + Debug {
 
     /// The extended attributes of `node`.
     fn xattrs(&self, node: NodeId) -> Result<Vec<Xattr>>;
+
+    /// The named data streams of `node` (NTFS alternate data streams); empty where the
+    /// filesystem has none.
+    fn streams(&self, node: NodeId) -> Result<Vec<StreamInfo>> {
+        let _ = node;
+        Ok(Vec::new())
+    }
 
     /// Resolves an absolute guest path (symlinks followed inside the guest, against the guest
     /// root, at most [`MAX_SYMLINKS`] of them) to a node. The last component is followed too.
