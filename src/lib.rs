@@ -238,3 +238,48 @@ impl Guestfs {
         }
     }
 }
+
+impl Guestfs {
+    /// Opens several filesystems as the guest would mount them, as one tree:
+    /// `mounts` pairs a device (`/dev/sda2`) with its mountpoint (`/`, `/boot`, ...). Exactly
+    /// one must be `/`; the others are mounted parents first, whatever the order given, and
+    /// each mountpoint must be a directory of the tree by then (like `mount(8)`).
+    pub fn mount_tree(
+        &self,
+        mounts: &[(String, String)],
+    ) -> std::result::Result<Arc<dyn fs::Filesystem>, fs::Error> {
+        let depth = |mp: &str| mp.split('/').filter(|c| !c.is_empty()).count();
+        let mut sorted: Vec<&(String, String)> = mounts.iter().collect();
+        sorted.sort_by_key(|(_, mp)| depth(mp));
+        let Some(((root_dev, root_mp), rest)) = sorted.split_first().map(|(r, o)| (*r, o)) else {
+            return Err(fs::Error::new(
+                fs::ErrorKind::InvalidInput,
+                "nothing to mount",
+            ));
+        };
+        if depth(root_mp) != 0 {
+            return Err(fs::Error::new(
+                fs::ErrorKind::InvalidInput,
+                format!("no filesystem mounted on / (the first is {root_dev} on {root_mp})"),
+            ));
+        }
+        let root = self.mount_ro(root_dev)?;
+        if rest.is_empty() {
+            return Ok(root);
+        }
+        let mut tree = fs::mount::MountTree::new(root);
+        for (dev, mp) in rest {
+            if depth(mp) == 0 {
+                return Err(fs::Error::new(
+                    fs::ErrorKind::InvalidInput,
+                    format!("both {root_dev} and {dev} are mounted on /"),
+                ));
+            }
+            let f = self.mount_ro(dev)?;
+            tree.mount(mp, f).map_err(|e| {
+                fs::Error::new(e.kind(), format!("cannot mount {dev} on {mp}")).with_source(e)
+            })?;
+        }
+        Ok(Arc::new(tree))
+    }
+}

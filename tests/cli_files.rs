@@ -212,3 +212,119 @@ fn checksum_matches_sha256sum_and_md5sum_of_the_source_tree() {
         "a directory without -R is an error"
     );
 }
+
+/// An MBR disk with /boot on partition 1 and / on partition 2 (both `mkfs.ext4 -d`), mounted
+/// as the guest would with `-m /dev/sda1:/boot -m /dev/sda2` (order on the command line does
+/// not matter). Oracle: sha256sum over the two source trees combined.
+#[test]
+fn several_mounts_form_one_tree() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let root = dir.join("root");
+    let boot = dir.join("boot");
+    std::fs::create_dir_all(root.join("boot")).expect("mkdir");
+    std::fs::create_dir_all(root.join("etc")).expect("mkdir");
+    std::fs::create_dir_all(boot.join("grub")).expect("mkdir");
+    std::fs::write(root.join("etc/hostname"), b"two-fs\n").expect("w");
+    // Hidden by the /boot mount, as on a real system.
+    std::fs::write(root.join("boot/under-the-mount"), b"x").expect("w");
+    std::fs::write(boot.join("vmlinuz-6.1"), vec![0x5a; 300_000]).expect("w");
+    std::fs::write(boot.join("grub/grub.cfg"), b"set timeout=1\n").expect("w");
+    let img = dir.join("disk.img");
+    std::fs::File::create(&img)
+        .expect("c")
+        .set_len(80 << 20)
+        .expect("len");
+    let mut c = Command::new("sfdisk")
+        .args(["-q"])
+        .arg(&img)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("sfdisk (apt-get install fdisk)");
+    use std::io::Write;
+    c.stdin
+        .take()
+        .expect("stdin")
+        .write_all(
+            b"label: dos\nstart=2048, size=32768, type=83\nstart=34816, size=65536, type=83\n",
+        )
+        .expect("w");
+    assert!(c.wait().expect("wait").success());
+    let i = img.to_str().expect("u");
+    for (src, offset, size) in [(&boot, "1048576", "16M"), (&root, "17825792", "32M")] {
+        let off = format!("offset={offset}");
+        run(
+            "mkfs.ext4",
+            &[
+                "-q",
+                "-F",
+                "-E",
+                &off,
+                "-d",
+                src.to_str().expect("u"),
+                i,
+                size,
+            ],
+            dir,
+        );
+    }
+
+    let out = guestctl(&["filesystems", i]);
+    assert!(out.status.success());
+    let out = guestctl(&["checksum", "-R", i, "/"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "two filesystems: must ask for -m"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/dev/sda2"));
+
+    let out = guestctl(&[
+        "checksum",
+        "-R",
+        "-m",
+        "/dev/sda1:/boot",
+        "-m",
+        "/dev/sda2",
+        i,
+        "/",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut ours: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.contains("/lost+found/"))
+        .map(str::to_string)
+        .collect();
+    ours.sort();
+    std::fs::remove_file(root.join("boot/under-the-mount")).expect("rm");
+    let script = "cd root && find . -type f -exec sha256sum {} + && cd ../boot && \
+                  find . -type f -exec sha256sum {} + | sed 's#  \\./#  ./boot/#'";
+    let host = run("sh", &["-c", script], dir);
+    let mut want: Vec<String> = String::from_utf8_lossy(&host.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    want.sort();
+    assert_eq!(ours, want);
+    assert_eq!(ours.len(), 3);
+
+    // `..` out of the mounted /boot comes back to the root filesystem.
+    let out = guestctl(&[
+        "cat",
+        "-m",
+        "/dev/sda2",
+        "-m",
+        "/dev/sda1:/boot",
+        i,
+        "/boot/grub/../../etc/hostname",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "two-fs\n");
+    // A mountpoint that does not exist is an error that names it.
+    let out = guestctl(&["ls", "-m", "/dev/sda2", "-m", "/dev/sda1:/nowhere", i, "/"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nowhere"));
+}

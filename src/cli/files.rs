@@ -19,10 +19,11 @@ pub struct Disks {
     /// More disks (the second is /dev/sdb, ...).
     #[arg(short = 'a', long = "add", value_name = "IMAGE")]
     add: Vec<PathBuf>,
-    /// The filesystem to use, as `guestctl filesystems` names it (/dev/sda1). Default: the
-    /// only readable filesystem there is.
-    #[arg(short = 'm', long = "mount", value_name = "DEV")]
-    mount: Option<String>,
+    /// Mount DEV (as `guestctl filesystems` names it: /dev/sda1) at MOUNTPOINT (default /).
+    /// Repeat to build the guest's tree: `-m /dev/sda2 -m /dev/sda1:/boot`. Default: the only
+    /// readable filesystem there is.
+    #[arg(short = 'm', long = "mount", value_name = "DEV[:MOUNTPOINT]")]
+    mount: Vec<String>,
     #[command(flatten)]
     image_opts: ImageOpts,
 }
@@ -39,30 +40,37 @@ impl Disks {
 
     fn filesystem(&self) -> anyhow::Result<Arc<dyn Filesystem>> {
         let g = self.launch()?;
-        let dev = match &self.mount {
-            Some(d) => d.split(':').next().unwrap_or(d).to_string(),
-            None => {
-                let mut notes = Vec::new();
-                let all = g.list_filesystems(&mut notes)?;
-                let readable: Vec<_> = all.iter().filter(|f| f.readable).collect();
-                match readable.as_slice() {
-                    [one] => one.device.clone(),
-                    [] => bail!(
-                        "no readable filesystem found (guestctl reads ext2/3/4 today); found: {}",
-                        all.iter()
-                            .map(|f| format!("{} ({})", f.device, f.fs_type))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                    many => bail!(
-                        "several filesystems: choose one with -m: {}",
-                        many.iter()
-                            .map(|f| format!("{} ({})", f.device, f.fs_type))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                }
-            }
+        if !self.mount.is_empty() {
+            let mounts: Vec<(String, String)> = self
+                .mount
+                .iter()
+                .map(|m| match m.split_once(':') {
+                    Some((dev, mp)) => (dev.to_string(), mp.to_string()),
+                    None => (m.clone(), "/".to_string()),
+                })
+                .collect();
+            return g
+                .mount_tree(&mounts)
+                .with_context(|| format!("cannot mount {}", self.mount.join(" ")));
+        }
+        let mut notes = Vec::new();
+        let all = g.list_filesystems(&mut notes)?;
+        let readable: Vec<_> = all.iter().filter(|f| f.readable).collect();
+        let list = |l: &mut dyn Iterator<Item = &guestctl::FilesystemEntry>| {
+            l.map(|f| format!("{} ({})", f.device, f.fs_type))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let dev = match readable.as_slice() {
+            [one] => one.device.clone(),
+            [] => bail!(
+                "no readable filesystem found; found: {}",
+                list(&mut all.iter())
+            ),
+            many => bail!(
+                "several filesystems: choose with -m DEV[:MOUNTPOINT]: {}",
+                list(&mut many.iter().copied())
+            ),
         };
         g.mount_ro(&dev)
             .with_context(|| format!("cannot open the filesystem on {dev}"))
@@ -87,7 +95,7 @@ pub fn filesystems(a: FilesystemsArgs) -> anyhow::Result<()> {
     let d = Disks {
         image: a.image,
         add: a.add,
-        mount: None,
+        mount: Vec::new(),
         image_opts: a.image_opts,
     };
     let g = d.launch()?;
