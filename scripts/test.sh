@@ -16,6 +16,7 @@ want debugfs e2fsprogs
 want setfattr attr
 want getfattr attr
 want setfacl acl
+want sgdisk gdisk
 want fls sleuthkit
 want icat sleuthkit
 want sfdisk fdisk

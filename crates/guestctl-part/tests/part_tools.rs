@@ -103,6 +103,7 @@ fn image(dir: &Path, size: u64) -> std::path::PathBuf {
 }
 
 fn compare(img: &Path) -> guestctl_part::PartitionTable {
+    let sector = 512;
     let want = sfdisk_json(img);
     let dev = RawFile::open(img).expect("open");
     let t = scan(&dev).expect("scan");
@@ -120,10 +121,10 @@ fn compare(img: &Path) -> guestctl_part::PartitionTable {
             .parse()
             .expect("number");
         assert_eq!(p.number, num, "{w:?}");
-        assert_eq!(p.start, w.start * 512, "{w:?}");
+        assert_eq!(p.start, w.start * sector, "{w:?}");
         if !p.extended {
             // sfdisk prints the extended container's size as the whole chain; compare data ones.
-            assert_eq!(p.size, w.size * 512, "{w:?}");
+            assert_eq!(p.size, w.size * sector, "{w:?}");
         }
         match scheme {
             Scheme::Mbr => {
@@ -216,6 +217,120 @@ fn gpt_with_names_and_backup() {
     }
     let e = scan(&RawFile::open(&img).expect("open")).expect_err("both bad");
     assert!(e.to_string().contains("GPT"), "{e}");
+}
+
+/// A GPT on a disk with 4096-byte logical sectors, made with `fdisk -b 4096` (this sfdisk has
+/// no --sector-size); oracle: `fdisk -b 4096 -l`. We probe both sizes and find the header at
+/// byte 4096.
+#[test]
+fn gpt_with_4096_byte_sectors() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let img = image(tmp.path(), 64 << 20);
+    let mut c = Command::new("fdisk")
+        .args(["-b", "4096"])
+        .arg(&img)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("fdisk (apt-get install fdisk)");
+    c.stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"g\nn\n1\n256\n+2047\nt\n1\nn\n2\n\n+8191\nw\n")
+        .expect("write");
+    assert!(c.wait().expect("wait").success());
+    let out = Command::new("fdisk")
+        .args([
+            "-b",
+            "4096",
+            "-l",
+            "-o",
+            "Device,Start,Sectors,Type-UUID,UUID",
+        ])
+        .arg(&img)
+        .output()
+        .expect("fdisk -l");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let want: Vec<Vec<String>> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Device"))
+        .skip(1)
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect();
+    assert_eq!(want.len(), 2, "{text}");
+    let t = scan(&RawFile::open(&img).expect("open")).expect("scan");
+    assert_eq!(t.sector_size, 4096);
+    assert!(t.notes.is_empty(), "{:?}", t.notes);
+    assert_eq!(t.partitions.len(), 2);
+    for (p, w) in t.partitions.iter().zip(&want) {
+        assert_eq!(p.start, w[1].parse::<u64>().expect("start") * 4096, "{w:?}");
+        assert_eq!(
+            p.size,
+            w[2].parse::<u64>().expect("sectors") * 4096,
+            "{w:?}"
+        );
+        assert_eq!(p.type_guid.as_deref(), Some(w[3].as_str()));
+        assert_eq!(p.part_guid.as_deref(), Some(w[4].as_str()));
+    }
+    assert_eq!(t.partitions[0].start, 1 << 20);
+}
+
+/// sgdisk with a non-default entry array (200 entries) and alignment; oracle: sfdisk --json
+/// and `sgdisk -i` for the partition GUIDs and names.
+#[test]
+fn sgdisk_gpt_with_a_resized_entry_array() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let img = image(tmp.path(), 64 << 20);
+    let st = Command::new("sgdisk")
+        .args([
+            "-o",
+            "--resize-table=200",
+            "-n",
+            "1:2048:+4M",
+            "-t",
+            "1:ef00",
+            "-c",
+            "1:EFI system",
+            "-n",
+            "2:0:+16M",
+            "-t",
+            "2:8300",
+            "-c",
+            "2:linux root",
+            "-n",
+            "3:0:+1M",
+            "-t",
+            "3:8200",
+        ])
+        .arg(&img)
+        .output()
+        .expect("sgdisk (apt-get install gdisk)");
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let t = compare(&img);
+    assert_eq!(t.partitions.len(), 3);
+    for p in &t.partitions {
+        let out = Command::new("sgdisk")
+            .arg(format!("-i{}", p.number))
+            .arg(&img)
+            .output()
+            .expect("sgdisk -i");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let guid = p.part_guid.as_deref().expect("guid");
+        assert!(
+            text.contains(&format!("Partition unique GUID: {guid}")),
+            "{text}"
+        );
+        let name = p.name.as_deref().unwrap_or("");
+        assert!(
+            text.contains(&format!("Partition name: '{name}'")),
+            "{text}"
+        );
+    }
 }
 
 #[test]
