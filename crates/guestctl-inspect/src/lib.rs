@@ -10,9 +10,16 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod elf;
+mod inspector;
+pub mod linux;
+pub mod packages;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+
+pub use inspector::{inspect, Candidate, InspectOptions};
 
 /// One installed application, with virt-inspector's `<application>` fields.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -33,6 +40,8 @@ pub struct Application {
     pub install_path: String,
     /// Windows `Publisher`.
     pub publisher: String,
+    /// The source package it was built from (deb `Source`, rpm source rpm name).
+    pub source_package: String,
     /// Homepage / `URLInfoAbout`.
     pub url: String,
     /// One-line summary.

@@ -1,0 +1,564 @@
+//! Finding operating systems among opened filesystems and filling [`OsInfo`] for each.
+
+use std::sync::Arc;
+
+use guestctl_fs::mount::MountTree;
+use guestctl_fs::{FileType, Filesystem};
+
+use crate::linux::{self, FstabEntry, Release};
+use crate::{elf, packages, Application, FsRecord, OsInfo};
+
+/// The most bytes read from one small configuration file.
+const SMALL_FILE: u64 = linux::MAX_CONFIG_FILE as u64;
+/// The most pacman package directories read.
+const MAX_PACMAN_DIRS: usize = 100_000;
+
+/// A filesystem (or unreadable container) on one device, offered to the inspector.
+#[derive(Debug, Clone, Default)]
+pub struct Candidate {
+    /// libguestfs-style device name (`/dev/sda1`).
+    pub device: String,
+    /// The opened filesystem, when guestctl reads this type.
+    pub fs: Option<Arc<dyn Filesystem>>,
+    /// `ext4`, `vfat`, `swap`, ...
+    pub fs_type: String,
+    /// Volume label.
+    pub label: String,
+    /// Filesystem UUID / serial.
+    pub uuid: String,
+    /// GPT partition GUID (`PARTUUID=`), or the MBR form `DISKID-NN`.
+    pub part_uuid: String,
+    /// GPT partition name (`PARTLABEL=`).
+    pub part_label: String,
+}
+
+/// What to collect.
+#[derive(Debug, Clone)]
+pub struct InspectOptions {
+    /// List installed applications (the slowest part on big guests).
+    pub applications: bool,
+}
+
+impl Default for InspectOptions {
+    fn default() -> Self {
+        InspectOptions { applications: true }
+    }
+}
+
+/// Every operating system whose root filesystem is among `candidates`, in device order.
+pub fn inspect(candidates: &[Candidate], opts: &InspectOptions) -> Vec<OsInfo> {
+    let mut out = Vec::new();
+    for c in candidates {
+        let Some(fs) = &c.fs else { continue };
+        if is_linux_root(fs.as_ref()) {
+            out.push(inspect_linux(c, fs.clone(), candidates, opts));
+        }
+    }
+    out
+}
+
+fn exists(fs: &dyn Filesystem, path: &str) -> bool {
+    fs.resolve(path).is_ok()
+}
+
+fn is_dir(fs: &dyn Filesystem, path: &str) -> bool {
+    fs.resolve(path)
+        .and_then(|n| fs.metadata(n))
+        .map(|m| m.file_type == FileType::Directory)
+        .unwrap_or(false)
+}
+
+/// Reads a whole (small) file; `None` when it is absent or not a regular file, and read
+/// errors go to `warnings`.
+fn read_file(
+    fs: &dyn Filesystem,
+    path: &str,
+    max: u64,
+    warnings: &mut Vec<String>,
+) -> Option<Vec<u8>> {
+    let node = fs.resolve(path).ok()?;
+    let meta = match fs.metadata(node) {
+        Ok(m) => m,
+        Err(e) => {
+            warnings.push(format!("{path}: {e}"));
+            return None;
+        }
+    };
+    if meta.file_type != FileType::Regular {
+        return None;
+    }
+    if meta.size > max {
+        warnings.push(format!(
+            "{path}: {} bytes, more than the {max} read: ignored",
+            meta.size
+        ));
+        return None;
+    }
+    let mut buf = vec![0u8; meta.size as usize];
+    let mut done = 0;
+    while done < buf.len() {
+        match fs.read_at(node, done as u64, &mut buf[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) => {
+                warnings.push(format!("{path}: {e}"));
+                return None;
+            }
+        }
+    }
+    buf.truncate(done);
+    Some(buf)
+}
+
+fn is_linux_root(fs: &dyn Filesystem) -> bool {
+    is_dir(fs, "/etc")
+        && (exists(fs, "/etc/fstab")
+            || exists(fs, "/etc/os-release")
+            || exists(fs, "/usr/lib/os-release"))
+        && (is_dir(fs, "/bin") || is_dir(fs, "/usr/bin") || is_dir(fs, "/sbin"))
+}
+
+fn release(fs: &dyn Filesystem, warnings: &mut Vec<String>) -> Option<Release> {
+    for p in ["/etc/os-release", "/usr/lib/os-release"] {
+        if let Some(b) = read_file(fs, p, SMALL_FILE, warnings) {
+            match linux::release_from_os_release(&b) {
+                Some(mut r) => {
+                    r.source = p.into();
+                    // Debian's os-release has no minor version: /etc/debian_version does.
+                    if r.distro == "debian" {
+                        if let Some(v) = read_file(fs, "/etc/debian_version", SMALL_FILE, warnings)
+                        {
+                            let d = linux::release_from_legacy("/etc/debian_version", "debian", &v);
+                            if d.major == r.major {
+                                r.minor = d.minor;
+                            }
+                        }
+                    }
+                    return Some(r);
+                }
+                None => warnings.push(format!("{p}: no ID= line")),
+            }
+        }
+    }
+    if let Some(b) = read_file(fs, "/etc/lsb-release", SMALL_FILE, warnings) {
+        if let Some(r) = linux::release_from_lsb_release(&b) {
+            return Some(r);
+        }
+    }
+    for (path, distro) in linux::LEGACY_RELEASE_FILES {
+        if let Some(b) = read_file(fs, path, SMALL_FILE, warnings) {
+            return Some(linux::release_from_legacy(path, distro, &b));
+        }
+    }
+    None
+}
+
+fn arch(fs: &dyn Filesystem) -> Option<&'static str> {
+    for p in [
+        "/bin/sh",
+        "/bin/ls",
+        "/usr/bin/ls",
+        "/bin/bash",
+        "/usr/bin/env",
+        "/sbin/init",
+        "/bin/busybox",
+    ] {
+        let Ok(node) = fs.resolve(p) else { continue };
+        let mut head = [0u8; 64];
+        if let Ok(n) = fs.read_at(node, 0, &mut head) {
+            if let Some(a) = elf::elf_arch(&head[..n]) {
+                return Some(a);
+            }
+        }
+    }
+    None
+}
+
+fn hostname(fs: &dyn Filesystem, warnings: &mut Vec<String>) -> String {
+    for (p, sysconfig) in [
+        ("/etc/hostname", false),
+        ("/etc/HOSTNAME", false),
+        ("/etc/sysconfig/network", true),
+    ] {
+        if let Some(b) = read_file(fs, p, SMALL_FILE, warnings) {
+            if let Some(h) = linux::parse_hostname(&b, sysconfig) {
+                return h;
+            }
+        }
+    }
+    String::new()
+}
+
+/// Which candidate an fstab device spec names, or why none.
+fn resolve_spec<'a>(spec: &str, candidates: &'a [Candidate]) -> Result<&'a Candidate, String> {
+    let by = |f: fn(&Candidate) -> &str, v: &str, ci: bool| {
+        candidates.iter().find(|c| {
+            let x = f(c);
+            !x.is_empty()
+                && if ci {
+                    x.eq_ignore_ascii_case(v)
+                } else {
+                    x == v
+                }
+        })
+    };
+    let (kind, value) = if let Some(v) = spec.strip_prefix("UUID=") {
+        ("uuid", v)
+    } else if let Some(v) = spec.strip_prefix("LABEL=") {
+        ("label", v)
+    } else if let Some(v) = spec.strip_prefix("PARTUUID=") {
+        ("partuuid", v)
+    } else if let Some(v) = spec.strip_prefix("PARTLABEL=") {
+        ("partlabel", v)
+    } else if let Some(v) = spec.strip_prefix("/dev/disk/by-uuid/") {
+        ("uuid", v)
+    } else if let Some(v) = spec.strip_prefix("/dev/disk/by-label/") {
+        ("label", v)
+    } else if let Some(v) = spec.strip_prefix("/dev/disk/by-partuuid/") {
+        ("partuuid", v)
+    } else if let Some(v) = spec.strip_prefix("/dev/disk/by-partlabel/") {
+        ("partlabel", v)
+    } else {
+        ("dev", spec)
+    };
+    let value = value.trim_matches('"');
+    let found = match kind {
+        "uuid" => by(|c| &c.uuid, value, true),
+        "label" => by(|c| &c.label, value, false),
+        "partuuid" => by(|c| &c.part_uuid, value, true),
+        "partlabel" => by(|c| &c.part_label, value, false),
+        _ => match guest_dev_to_ours(value) {
+            Some(d) => candidates.iter().find(|c| c.device == d),
+            None => {
+                return Err(format!(
+                    "{spec}: device names like this (LVM, md, mapper) are not mapped yet"
+                ))
+            }
+        },
+    };
+    found.ok_or_else(|| format!("{spec}: no such filesystem on these disks"))
+}
+
+/// `/dev/vda2`, `/dev/xvdb1`, `/dev/hda1`, `/dev/sdc` → our `/dev/sdX[N]` (libguestfs does the
+/// same: disks are named by their order, whatever the guest's driver called them).
+/// `/dev/nvme0n1p2` → `/dev/sda2`.
+pub(crate) fn guest_dev_to_ours(dev: &str) -> Option<String> {
+    let rest = dev.strip_prefix("/dev/")?;
+    if let Some(n) = rest.strip_prefix("nvme") {
+        // nvme<ctrl>n<ns>[p<part>]
+        let (ctrl, rest) = n.split_once('n')?;
+        let _ctrl: u32 = ctrl.parse().ok()?;
+        let (ns, part) = match rest.split_once('p') {
+            Some((ns, p)) => (ns, p),
+            None => (rest, ""),
+        };
+        let ns: u32 = ns.parse().ok()?;
+        let letter = char::from(b'a' + u8::try_from(ns.checked_sub(1)?).ok().filter(|&x| x < 26)?);
+        return Some(format!("/dev/sd{letter}{part}"));
+    }
+    let tail = ["xvd", "sd", "vd", "hd"]
+        .iter()
+        .find_map(|p| rest.strip_prefix(p))?;
+    let letters: String = tail.chars().take_while(char::is_ascii_lowercase).collect();
+    let digits = &tail[letters.len()..];
+    if letters.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(format!("/dev/sd{letters}{digits}"))
+}
+
+fn fs_record(c: &Candidate) -> FsRecord {
+    FsRecord {
+        device: c.device.clone(),
+        fs_type: c.fs_type.clone(),
+        label: c.label.clone(),
+        uuid: c.uuid.clone(),
+    }
+}
+
+fn inspect_linux(
+    root: &Candidate,
+    fs: Arc<dyn Filesystem>,
+    candidates: &[Candidate],
+    opts: &InspectOptions,
+) -> OsInfo {
+    let mut os = OsInfo {
+        root: root.device.clone(),
+        os_type: "linux".into(),
+        distro: "unknown".into(),
+        ..OsInfo::default()
+    };
+    let mut w = Vec::new();
+    os.mountpoints.insert("/".into(), root.device.clone());
+    os.filesystems.push(fs_record(root));
+
+    // fstab first: the other filesystems are mounted so /usr, /var, /boot are seen whole.
+    let fstab: Vec<FstabEntry> = read_file(fs.as_ref(), "/etc/fstab", SMALL_FILE, &mut w)
+        .map(|b| linux::parse_fstab(&b, &mut w))
+        .unwrap_or_default();
+    let mut tree = MountTree::new(fs.clone());
+    let mut to_mount: Vec<(&FstabEntry, &Candidate)> = Vec::new();
+    for e in &fstab {
+        let is_swap = e.vfstype == "swap";
+        let mountable = e.file.starts_with('/') && !is_swap;
+        if !mountable && !is_swap {
+            continue;
+        }
+        if matches!(
+            e.vfstype.as_str(),
+            "proc"
+                | "sysfs"
+                | "tmpfs"
+                | "devpts"
+                | "devtmpfs"
+                | "nfs"
+                | "nfs4"
+                | "cifs"
+                | "cgroup"
+                | "cgroup2"
+                | "securityfs"
+                | "debugfs"
+                | "none"
+                | "bind"
+                | "9p"
+                | "virtiofs"
+                | "fuse"
+                | "overlay"
+                | "squashfs"
+        ) || e.options.split(',').any(|o| o == "bind")
+        {
+            continue;
+        }
+        match resolve_spec(&e.spec, candidates) {
+            Ok(c) => {
+                if !os.filesystems.iter().any(|f| f.device == c.device) {
+                    os.filesystems.push(fs_record(c));
+                }
+                if mountable && e.file != "/" {
+                    os.mountpoints.insert(e.file.clone(), c.device.clone());
+                    to_mount.push((e, c));
+                }
+            }
+            Err(why) => w.push(format!("/etc/fstab: {} on {}: {why}", e.spec, e.file)),
+        }
+    }
+    to_mount.sort_by_key(|(e, _)| e.file.split('/').filter(|c| !c.is_empty()).count());
+    for (e, c) in to_mount {
+        match &c.fs {
+            Some(f) => {
+                if let Err(err) = tree.mount(&e.file, f.clone()) {
+                    w.push(format!("cannot mount {} on {}: {err}", c.device, e.file));
+                }
+            }
+            None => w.push(format!(
+                "{} ({}) on {}: guestctl cannot read this filesystem type",
+                c.device, c.fs_type, e.file
+            )),
+        }
+    }
+    let t: &dyn Filesystem = &tree;
+
+    if let Some(r) = release(t, &mut w) {
+        os.distro = r.distro;
+        os.product_name = r.product_name;
+        os.major_version = r.major;
+        os.minor_version = r.minor;
+        os.build_id = r.build_id;
+    } else {
+        w.push("no release file recognised (os-release, lsb-release, legacy files)".into());
+    }
+    os.osinfo = linux::osinfo(&os.distro, os.major_version, os.minor_version);
+    let (pf, pm) = linux::package_format_and_management(&os.distro, os.major_version);
+    os.package_format = pf.into();
+    os.package_management = pm.into();
+    match arch(t) {
+        Some(a) => os.arch = a.into(),
+        None => w.push("architecture: no ELF binary found in /bin, /usr/bin".into()),
+    }
+    os.hostname = hostname(t, &mut w);
+    os.machine_id = read_file(t, "/etc/machine-id", 4096, &mut w)
+        .and_then(|b| linux::parse_hostname(&b, false))
+        .unwrap_or_default();
+    os.timezone = timezone(t, &mut w);
+    os.init_system = init_system(t);
+    os.kernels = kernels(t);
+    if opts.applications {
+        os.applications = applications(t, pf, &mut w);
+    }
+    os.warnings = w;
+    os
+}
+
+fn timezone(fs: &dyn Filesystem, w: &mut Vec<String>) -> String {
+    if let Some(b) = read_file(fs, "/etc/timezone", SMALL_FILE, w) {
+        if let Some(z) = linux::parse_timezone_file(&b) {
+            return z;
+        }
+    }
+    if let Ok(node) = guestctl_fs::resolve_path(fs, b"/etc/localtime", false) {
+        if let Ok(target) = fs.read_link(node) {
+            if let Some(z) = linux::timezone_from_localtime_target(&target) {
+                return z;
+            }
+        }
+    }
+    if let Some(b) = read_file(fs, "/etc/sysconfig/clock", SMALL_FILE, w) {
+        if let Some(z) = linux::parse_timezone_file(&b) {
+            return z;
+        }
+    }
+    String::new()
+}
+
+fn init_system(fs: &dyn Filesystem) -> String {
+    if let Ok(node) = guestctl_fs::resolve_path(fs, b"/sbin/init", false) {
+        if let Ok(t) = fs.read_link(node) {
+            let t = String::from_utf8_lossy(&t);
+            if t.contains("systemd") {
+                return "systemd".into();
+            }
+            if t.contains("busybox") {
+                return "busybox".into();
+            }
+            if t.contains("upstart") {
+                return "upstart".into();
+            }
+        }
+    }
+    if exists(fs, "/sbin/openrc") || exists(fs, "/sbin/openrc-init") {
+        return "openrc".into();
+    }
+    if exists(fs, "/sbin/upstart") || is_dir(fs, "/etc/init") && exists(fs, "/sbin/initctl") {
+        return "upstart".into();
+    }
+    if exists(fs, "/lib/systemd/systemd") || exists(fs, "/usr/lib/systemd/systemd") {
+        return "systemd".into();
+    }
+    if exists(fs, "/sbin/init") {
+        return "sysvinit".into();
+    }
+    String::new()
+}
+
+fn kernels(fs: &dyn Filesystem) -> Vec<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for (dir, from_boot) in [
+        ("/boot", true),
+        ("/lib/modules", false),
+        ("/usr/lib/modules", false),
+    ] {
+        let Ok(node) = fs.resolve(dir) else { continue };
+        let Ok(entries) = fs.read_dir(node) else {
+            continue;
+        };
+        for e in entries.iter().take(10_000) {
+            let name = String::from_utf8_lossy(&e.name);
+            if from_boot {
+                if let Some(v) = linux::kernel_from_boot_name(&name) {
+                    out.insert(v);
+                }
+            } else if name.starts_with(|c: char| c.is_ascii_digit()) {
+                out.insert(name.into_owned());
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+fn applications(fs: &dyn Filesystem, format: &str, w: &mut Vec<String>) -> Vec<Application> {
+    let max = packages::MAX_DB_FILE as u64;
+    match format {
+        "deb" => read_file(fs, "/var/lib/dpkg/status", max, w)
+            .map(|b| packages::parse_dpkg_status(&b, w))
+            .unwrap_or_else(|| {
+                w.push("applications: /var/lib/dpkg/status not found".into());
+                Vec::new()
+            }),
+        "apk" => read_file(fs, "/lib/apk/db/installed", max, w)
+            .map(|b| packages::parse_apk_installed(&b, w))
+            .unwrap_or_else(|| {
+                w.push("applications: /lib/apk/db/installed not found".into());
+                Vec::new()
+            }),
+        "pacman" => pacman(fs, w),
+        "rpm" => rpm(fs, w),
+        "" => Vec::new(),
+        other => {
+            w.push(format!("applications: {other} databases are not read yet"));
+            Vec::new()
+        }
+    }
+}
+
+fn pacman(fs: &dyn Filesystem, w: &mut Vec<String>) -> Vec<Application> {
+    let Ok(dir) = fs.resolve("/var/lib/pacman/local") else {
+        w.push("applications: /var/lib/pacman/local not found".into());
+        return Vec::new();
+    };
+    let entries = match fs.read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            w.push(format!("applications: /var/lib/pacman/local: {e}"));
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for e in entries.iter().take(MAX_PACMAN_DIRS) {
+        let name = String::from_utf8_lossy(&e.name);
+        let path = format!("/var/lib/pacman/local/{name}/desc");
+        if let Some(b) = read_file(fs, &path, SMALL_FILE, w) {
+            match packages::parse_pacman_desc(&b) {
+                Some(a) => out.push(a),
+                None => w.push(format!("{path}: no %NAME%")),
+            }
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+fn rpm(fs: &dyn Filesystem, w: &mut Vec<String>) -> Vec<Application> {
+    for p in [
+        "/var/lib/rpm/rpmdb.sqlite",
+        "/usr/lib/sysimage/rpm/rpmdb.sqlite",
+    ] {
+        if exists(fs, p) {
+            w.push(format!(
+                "applications: {p} (sqlite rpmdb) is not read yet by this version"
+            ));
+            return Vec::new();
+        }
+    }
+    for (p, kind) in [
+        ("/var/lib/rpm/Packages", "BerkeleyDB"),
+        ("/var/lib/rpm/Packages.db", "NDB"),
+        ("/usr/lib/sysimage/rpm/Packages.db", "NDB"),
+    ] {
+        if exists(fs, p) {
+            w.push(format!(
+                "applications: {p} is a {kind} rpm database, which guestctl does not read"
+            ));
+            return Vec::new();
+        }
+    }
+    w.push("applications: no rpm database found".into());
+    Vec::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_names() {
+        assert_eq!(guest_dev_to_ours("/dev/vda2").as_deref(), Some("/dev/sda2"));
+        assert_eq!(guest_dev_to_ours("/dev/xvdb").as_deref(), Some("/dev/sdb"));
+        assert_eq!(guest_dev_to_ours("/dev/hda1").as_deref(), Some("/dev/sda1"));
+        assert_eq!(
+            guest_dev_to_ours("/dev/nvme0n1p3").as_deref(),
+            Some("/dev/sda3")
+        );
+        assert_eq!(guest_dev_to_ours("/dev/mapper/vg-root"), None);
+        assert_eq!(guest_dev_to_ours("/dev/sda1x"), None);
+    }
+}
