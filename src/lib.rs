@@ -25,6 +25,7 @@ pub use guestctl_block as block;
 pub use guestctl_convert as convert;
 pub use guestctl_formats as formats;
 pub use guestctl_fs as fs;
+pub use guestctl_inspect as inspect;
 pub use guestctl_part as part;
 
 pub use guestctl_block::{BlockDevice, Error, ErrorKind, Result};
@@ -132,6 +133,8 @@ pub struct DeviceEntry {
     pub device: Arc<dyn BlockDevice>,
     /// The partition it is, if any.
     pub partition: Option<part::Partition>,
+    /// The disk's identifier: MBR signature (8 hex digits) or GPT disk GUID.
+    pub disk_id: Option<String>,
 }
 
 impl Guestfs {
@@ -149,6 +152,7 @@ impl Guestfs {
                 name: name.clone(),
                 device: disk.clone(),
                 partition: None,
+                disk_id: table.disk_id.clone(),
             });
             for p in table.partitions.iter().filter(|p| !p.extended) {
                 match part::open_partition(disk.clone(), p) {
@@ -156,6 +160,7 @@ impl Guestfs {
                         name: part::partition_name(i, p.number),
                         device: Arc::new(slice),
                         partition: Some(p.clone()),
+                        disk_id: table.disk_id.clone(),
                     }),
                     Err(e) => notes.push(format!("{name}{}: {e}", p.number)),
                 }
@@ -281,5 +286,64 @@ impl Guestfs {
             })?;
         }
         Ok(Arc::new(tree))
+    }
+}
+
+impl Guestfs {
+    /// Finds the operating systems on the added disks, like libguestfs's `inspect_os` +
+    /// `inspect_get_*` (virt-inspector's fields). Filesystems that cannot be opened are
+    /// skipped (their reason goes to `notes`); what cannot be read inside a guest is in each
+    /// result's `warnings`.
+    pub fn inspect_os(
+        &self,
+        opts: &inspect::InspectOptions,
+        notes: &mut Vec<String>,
+    ) -> Result<Vec<inspect::OsInfo>> {
+        let candidates = self.inspect_candidates(notes)?;
+        Ok(inspect::inspect(&candidates, opts))
+    }
+
+    /// Every filesystem as the inspector sees it: opened when readable, with the partition's
+    /// identifiers for fstab's `PARTUUID=`/`PARTLABEL=`.
+    pub fn inspect_candidates(&self, notes: &mut Vec<String>) -> Result<Vec<inspect::Candidate>> {
+        let devices = self.devices(notes)?;
+        let list = self.list_filesystems(notes)?;
+        let mut out = Vec::with_capacity(list.len());
+        for f in list {
+            let dev = devices.iter().find(|d| d.name == f.device);
+            let (part_uuid, part_label) =
+                match dev.and_then(|d| d.partition.as_ref().map(|p| (d, p))) {
+                    Some((d, p)) => match (&p.part_guid, &d.disk_id) {
+                        (Some(g), _) => (g.clone(), p.name.clone().unwrap_or_default()),
+                        (None, Some(id)) => (
+                            format!("{}-{:02}", id.to_ascii_lowercase(), p.number),
+                            String::new(),
+                        ),
+                        (None, None) => (String::new(), String::new()),
+                    },
+                    None => (String::new(), String::new()),
+                };
+            let fs = if f.readable {
+                match self.mount_ro(&f.device) {
+                    Ok(fs) => Some(fs),
+                    Err(e) => {
+                        notes.push(format!("{}: {e}", f.device));
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            out.push(inspect::Candidate {
+                device: f.device,
+                fs,
+                fs_type: f.fs_type,
+                label: f.label,
+                uuid: f.uuid,
+                part_uuid,
+                part_label,
+            });
+        }
+        Ok(out)
     }
 }

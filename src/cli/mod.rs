@@ -3,6 +3,7 @@
 mod convert;
 mod files;
 mod info;
+mod inspect;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +34,9 @@ struct Cli {
 enum Command {
     /// Show an image's format, sizes, features and backing chain (like `qemu-img info`).
     Info(info::InfoArgs),
+    /// Find the operating systems on the disks: distro, version, arch, hostname, mountpoints,
+    /// applications (like virt-inspector, in milliseconds).
+    Inspect(inspect::InspectArgs),
     /// Convert images to raw (sparse), qcow2 (compressed, over a backing file) or vmdk (monolithicSparse, streamOptimized).
     Convert(convert::ConvertArgs),
     /// List the filesystems of every partition: device, type, size, UUID, label.
@@ -83,6 +87,7 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info(a) => info::run(a),
+        Command::Inspect(a) => inspect::inspect(a),
         Command::Convert(a) => convert::run(a),
         Command::Filesystems(a) => files::filesystems(a),
         Command::Ls(a) => files::ls(a),
