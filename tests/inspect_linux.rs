@@ -1,0 +1,381 @@
+//! `guestctl inspect` on Linux guests built at test time (sfdisk + `mkfs.ext4 -d`, no root),
+//! equivalent to libguestfs's phony Debian, Ubuntu and Arch guests. Oracle: guestfs-tools'
+//! `inspector/expected-{debian,ubuntu,archlinux}.img.xml` (what virt-inspector reports for
+//! them), field by field, with the package databases taken from libguestfs's test data.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use support::{corpus, run};
+
+fn guestctl(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_guestctl"))
+        .args(args)
+        .output()
+        .expect("guestctl")
+}
+
+/// One partition: size in MiB, the tree to put in it, mkfs.ext4 options.
+struct Part<'a> {
+    mib: u64,
+    src: &'a Path,
+    mkfs: &'a [&'a str],
+    /// sfdisk extra fields (`uuid=...`, `name=...`).
+    extra: &'a str,
+}
+
+fn build_disk(dir: &Path, label: &str, parts: &[Part]) -> PathBuf {
+    let img = dir.join(format!("disk-{label}.img"));
+    let total: u64 = parts.iter().map(|p| p.mib).sum::<u64>() + 2;
+    std::fs::File::create(&img)
+        .expect("create")
+        .set_len(total << 20)
+        .expect("len");
+    let mut script = format!("label: {label}\n");
+    let mut start = 2048u64;
+    for p in parts {
+        let sectors = p.mib << 11;
+        let ty = if label == "gpt" {
+            "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
+        } else {
+            "83"
+        };
+        script.push_str(&format!("start={start}, size={sectors}, type={ty}"));
+        if !p.extra.is_empty() {
+            script.push_str(", ");
+            script.push_str(p.extra);
+        }
+        script.push('\n');
+        start += sectors;
+    }
+    let mut c = Command::new("sfdisk")
+        .args(["-q", "--no-reread", "--no-tell-kernel"])
+        .arg(&img)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("sfdisk (apt-get install fdisk)");
+    c.stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("w");
+    assert!(c.wait().expect("wait").success(), "{script}");
+    let mut start = 2048u64;
+    for p in parts {
+        let off = format!("offset={}", start * 512);
+        let size = format!("{}M", p.mib);
+        let mut args: Vec<&str> = vec!["-q", "-F", "-E", &off, "-d"];
+        let src = p.src.to_str().expect("utf8");
+        args.push(src);
+        args.extend_from_slice(p.mkfs);
+        let i = img.to_str().expect("utf8");
+        args.push(i);
+        args.push(&size);
+        run("mkfs.ext4", &args, dir);
+        start += p.mib << 11;
+    }
+    img
+}
+
+fn write(root: &Path, path: &str, data: &[u8]) {
+    let p = root.join(path.trim_start_matches('/'));
+    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+    std::fs::write(p, data).expect("write");
+}
+
+/// The host's own shell: a real ELF binary whose architecture `uname -m` names.
+fn host_elf(root: &Path) {
+    let dst = root.join("bin");
+    std::fs::create_dir_all(&dst).expect("mkdir");
+    std::fs::copy("/bin/dash", dst.join("dash")).expect("copy /bin/dash");
+    std::os::unix::fs::symlink("dash", dst.join("sh")).expect("ln");
+    std::fs::create_dir_all(root.join("usr/bin")).expect("mkdir");
+}
+
+fn host_arch() -> String {
+    let out = Command::new("uname").arg("-m").output().expect("uname");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A tiny reader for the expected-*.img.xml files: the simple `<tag>text</tag>` fields of the
+/// first `<operatingsystem>` and each `<application>`.
+fn expected(name: &str) -> (BTreeMap<String, String>, Vec<BTreeMap<String, String>>) {
+    let path = corpus().join("guestfs-tools/inspector").join(name);
+    let xml = std::fs::read_to_string(&path).expect("expected xml");
+    let unescape = |s: &str| {
+        s.replace("&apos;", "'")
+            .replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    };
+    let fields = |block: &str| {
+        let mut m = BTreeMap::new();
+        let mut rest = block;
+        while let Some(open) = rest.find('<') {
+            rest = &rest[open + 1..];
+            let Some(close) = rest.find('>') else { break };
+            let tag = &rest[..close];
+            if tag.starts_with('/') || tag.contains(' ') || tag.ends_with('/') {
+                continue;
+            }
+            let body = &rest[close + 1..];
+            let end = format!("</{tag}>");
+            if let Some(e) = body.find(&end) {
+                if !body[..e].contains('<') {
+                    m.insert(tag.to_string(), unescape(&body[..e]));
+                }
+            }
+        }
+        m
+    };
+    let (head, apps) = xml.split_once("<applications>").unwrap_or((&xml, ""));
+    let head = head.split("<mountpoints>").next().unwrap_or(head);
+    let apps = apps
+        .split("<application>")
+        .skip(1)
+        .map(|a| fields(a.split("</application>").next().unwrap_or(a)))
+        .collect();
+    (fields(head), apps)
+}
+
+fn inspect_json(img: &Path) -> serde_json::Value {
+    let out = guestctl(&["inspect", "--json", img.to_str().expect("utf8")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v.as_array().map(Vec::len), Some(1), "{v:#}");
+    v[0].clone()
+}
+
+fn as_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Every field of the expected XML equals ours (`name` is virt-inspector's name for `type`;
+/// the XML omits an epoch of 0).
+fn compare(ours: &serde_json::Value, xml: &str, skip: &[&str]) {
+    let (want, apps) = expected(xml);
+    // The oracle must have been read: at least name, arch, distro, versions, packaging, host.
+    assert!(
+        want.len() >= 9 && !apps.is_empty(),
+        "{xml}: {want:?} {apps:?}"
+    );
+    for (k, v) in &want {
+        if skip.contains(&k.as_str()) {
+            continue;
+        }
+        let key = if k == "name" { "type" } else { k.as_str() };
+        if k == "arch" {
+            assert_eq!(as_text(&ours[key]), host_arch(), "arch");
+            continue;
+        }
+        assert_eq!(&as_text(&ours[key]), v, "field {k} of {xml}: {ours:#}");
+    }
+    let ours_apps = ours["applications"].as_array().expect("applications");
+    assert_eq!(ours_apps.len(), apps.len(), "{ours_apps:#?}");
+    for a in &apps {
+        let o = ours_apps
+            .iter()
+            .find(|o| o["name"] == a["name"].as_str())
+            .unwrap_or_else(|| panic!("no application {}", a["name"]));
+        for (k, v) in a {
+            assert_eq!(
+                &as_text(&o[k.as_str()]),
+                v,
+                "application {} field {k}",
+                a["name"]
+            );
+        }
+        if !a.contains_key("epoch") {
+            assert_eq!(o["epoch"], 0);
+        }
+    }
+}
+
+#[test]
+fn debian_like_guest_with_boot_and_var_partitions() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let (root, boot, var) = (d.join("root"), d.join("boot"), d.join("var"));
+    for p in [&root, &boot, &var] {
+        std::fs::create_dir_all(p).expect("mkdir");
+    }
+    host_elf(&root);
+    for m in ["boot", "var", "usr", "home"] {
+        std::fs::create_dir_all(root.join(m)).expect("mkdir");
+    }
+    write(&root, "etc/debian_version", b"5.0.1\n");
+    write(&root, "etc/hostname", b"debian.invalid\n");
+    write(
+        &root,
+        "etc/fstab",
+        b"# phony Debian\nLABEL=BOOT /boot ext2 default 0 0\n\
+          UUID=01234567-0123-0123-0123-012345678902 / ext2 default 0 0\n\
+          PARTUUID=8e2ae3bb-5e1a-4cd2-9b49-9d0c5f4f0a03 /var ext2 default 0 0\n\
+          proc /proc proc defaults 0 0\n",
+    );
+    write(&boot, "vmlinuz-2.6.26-2-amd64", b"not really a kernel");
+    let status = std::fs::read(corpus().join("libguestfs/test-data/phony-guests/debian-packages"))
+        .expect("debian-packages");
+    write(&var, "lib/dpkg/status", &status);
+    let img = build_disk(
+        d,
+        "gpt",
+        &[
+            Part {
+                mib: 8,
+                src: &boot,
+                mkfs: &["-L", "BOOT", "-U", "01234567-0123-0123-0123-012345678901"],
+                extra: "",
+            },
+            Part {
+                mib: 16,
+                src: &root,
+                mkfs: &["-U", "01234567-0123-0123-0123-012345678902"],
+                extra: "",
+            },
+            Part {
+                mib: 8,
+                src: &var,
+                mkfs: &["-U", "01234567-0123-0123-0123-012345678904"],
+                extra: "uuid=8E2AE3BB-5E1A-4CD2-9B49-9D0C5F4F0A03",
+            },
+        ],
+    );
+    let os = inspect_json(&img);
+    compare(&os, "expected-debian.img.xml", &["root"]);
+    assert_eq!(os["root"], "/dev/sda2");
+    assert_eq!(os["mountpoints"]["/"], "/dev/sda2");
+    assert_eq!(os["mountpoints"]["/boot"], "/dev/sda1");
+    assert_eq!(os["mountpoints"]["/var"], "/dev/sda3", "PARTUUID= mapped");
+    assert_eq!(os["kernels"][0], "2.6.26-2-amd64");
+    let fs: Vec<&str> = os["filesystems"]
+        .as_array()
+        .expect("fs")
+        .iter()
+        .map(|f| f["device"].as_str().expect("dev"))
+        .collect();
+    assert_eq!(fs, ["/dev/sda2", "/dev/sda1", "/dev/sda3"]);
+    assert!(os["warnings"].as_array().expect("w").is_empty(), "{os:#}");
+}
+
+#[test]
+fn ubuntu_like_guest_on_mbr() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let (root, boot) = (d.join("root"), d.join("boot"));
+    std::fs::create_dir_all(root.join("boot")).expect("mkdir");
+    std::fs::create_dir_all(&boot).expect("mkdir");
+    host_elf(&root);
+    write(
+        &root,
+        "etc/lsb-release",
+        b"DISTRIB_ID=Ubuntu\nDISTRIB_RELEASE=10.10\nDISTRIB_CODENAME=maverick\n\
+          DISTRIB_DESCRIPTION=\"Ubuntu 10.10 (Phony Pharaoh)\"\n",
+    );
+    write(&root, "etc/debian_version", b"squeeze/sid\n");
+    write(&root, "etc/hostname", b"ubuntu.invalid\n");
+    write(
+        &root,
+        "etc/fstab",
+        b"LABEL=BOOT /boot ext2 default 0 0\n/dev/sda2 / ext2 default 0 0\n\
+          /dev/mapper/cryptswap1 none swap sw 0 0\n",
+    );
+    let status = std::fs::read(corpus().join("libguestfs/test-data/phony-guests/debian-packages"))
+        .expect("debian-packages");
+    write(&root, "var/lib/dpkg/status", &status);
+    let img = build_disk(
+        d,
+        "dos",
+        &[
+            Part {
+                mib: 8,
+                src: &boot,
+                mkfs: &["-L", "BOOT"],
+                extra: "",
+            },
+            Part {
+                mib: 16,
+                src: &root,
+                mkfs: &[],
+                extra: "",
+            },
+        ],
+    );
+    let os = inspect_json(&img);
+    compare(&os, "expected-ubuntu.img.xml", &[]);
+    assert_eq!(os["mountpoints"]["/boot"], "/dev/sda1");
+    let w = os["warnings"].as_array().expect("w");
+    assert!(
+        w.iter()
+            .any(|w| w.as_str().expect("s").contains("/dev/mapper/cryptswap1")),
+        "the unmapped swap device is reported: {w:?}"
+    );
+}
+
+#[test]
+fn archlinux_like_guest_whole_partition() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let root = d.join("root");
+    host_elf(&root);
+    write(&root, "etc/arch-release", b"");
+    write(&root, "etc/hostname", b"archlinux.test\n");
+    write(
+        &root,
+        "etc/fstab",
+        b"UUID=01234567-0123-0123-0123-012345678902 / ext4 rw,relatime 0 1\n",
+    );
+    let desc = std::fs::read(corpus().join("libguestfs/test-data/phony-guests/archlinux-package"))
+        .expect("archlinux-package");
+    write(
+        &root,
+        "var/lib/pacman/local/test-package-1:0.1-1/desc",
+        &desc,
+    );
+    let img = build_disk(
+        d,
+        "dos",
+        &[Part {
+            mib: 16,
+            src: &root,
+            mkfs: &["-U", "01234567-0123-0123-0123-012345678902"],
+            extra: "",
+        }],
+    );
+    let os = inspect_json(&img);
+    compare(&os, "expected-archlinux.img.xml", &[]);
+    assert_eq!(os["mountpoints"]["/"], "/dev/sda1");
+}
+
+#[test]
+fn no_operating_system_is_not_an_error() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let data = d.join("data");
+    write(&data, "just/some/file", b"x");
+    let img = build_disk(
+        d,
+        "gpt",
+        &[Part {
+            mib: 8,
+            src: &data,
+            mkfs: &[],
+            extra: "",
+        }],
+    );
+    let out = guestctl(&["inspect", "--json", img.to_str().expect("u")]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+}
