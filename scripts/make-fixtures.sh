@@ -497,6 +497,7 @@ Multi-Arch: same
 Source: glibc
 Version: 2.36-9+deb12u4
 Description: GNU C Library: Shared libraries
+
 DPKG
 sh_elf=$(readlink -f /bin/dash 2>/dev/null || readlink -f /bin/sh)
 [[ $(head -c 4 "$sh_elf" | od -An -c | tr -d ' ') == 177ELF ]] || die "/bin/dash is needed (an ELF for the guest's /bin/sh)"

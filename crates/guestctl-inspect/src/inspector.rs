@@ -124,13 +124,24 @@ fn release(fs: &dyn Filesystem, warnings: &mut Vec<String>) -> Option<Release> {
             match linux::release_from_os_release(&b) {
                 Some(mut r) => {
                     r.source = p.into();
-                    // Debian's os-release has no minor version: /etc/debian_version does.
-                    if r.distro == "debian" {
-                        if let Some(v) = read_file(fs, "/etc/debian_version", SMALL_FILE, warnings)
-                        {
-                            let d = linux::release_from_legacy("/etc/debian_version", "debian", &v);
+                    // Debian's and CentOS's os-release give only the major version: like
+                    // libguestfs, prefer their legacy release file then (debian_version
+                    // "12.5" is both the version and virt-inspector's product name).
+                    if matches!(r.distro.as_str(), "debian" | "centos")
+                        && !r.version_id.contains('.')
+                    {
+                        let legacy = if r.distro == "debian" {
+                            ("/etc/debian_version", "debian")
+                        } else {
+                            ("/etc/centos-release", "centos")
+                        };
+                        if let Some(v) = read_file(fs, legacy.0, SMALL_FILE, warnings) {
+                            let d = linux::release_from_legacy(legacy.0, legacy.1, &v);
                             if d.major == r.major {
-                                r.minor = d.minor;
+                                return Some(Release {
+                                    build_id: r.build_id,
+                                    ..d
+                                });
                             }
                         }
                     }
