@@ -17,6 +17,9 @@ want setfattr attr
 want getfattr attr
 want setfacl acl
 want sgdisk gdisk
+want rpm rpm
+want sqlite3 sqlite3
+want xz xz-utils
 want fls sleuthkit
 want icat sleuthkit
 want sfdisk fdisk

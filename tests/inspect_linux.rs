@@ -379,3 +379,98 @@ fn no_operating_system_is_not_an_error() {
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
 }
+
+/// A Fedora-33-like guest whose rpmdb.sqlite is libguestfs's Fedora dump loaded with sqlite3;
+/// /etc/redhat-release and hostname in /etc/sysconfig/network (the legacy places). Oracle for
+/// the applications: `rpm --dbpath -qa` on the same database.
+#[test]
+fn fedora_like_guest_with_sqlite_rpmdb() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let root = d.join("root");
+    host_elf(&root);
+    write(
+        &root,
+        "etc/os-release",
+        b"NAME=Fedora\nVERSION=\"33 (Server Edition)\"\nID=fedora\nVERSION_ID=33\n\
+          PRETTY_NAME=\"Fedora 33 (Server Edition)\"\n",
+    );
+    write(
+        &root,
+        "etc/redhat-release",
+        b"Fedora release 33 (Thirty Three)\n",
+    );
+    write(
+        &root,
+        "etc/sysconfig/network",
+        b"NETWORKING=yes\nHOSTNAME=fedora.invalid\n",
+    );
+    write(&root, "etc/fstab", b"LABEL=root / ext4 defaults 1 1\n");
+    let rpmdir = root.join("var/lib/rpm");
+    std::fs::create_dir_all(&rpmdir).expect("mkdir");
+    let dump = corpus().join("libguestfs/test-data/phony-guests/fedora-db.sql.xz");
+    run(
+        "sh",
+        &[
+            "-c",
+            &format!("xz -dc {} | sqlite3 rpmdb.sqlite", dump.display()),
+        ],
+        &rpmdir,
+    );
+    let qa = Command::new("rpm")
+        .arg("--dbpath")
+        .arg(&rpmdir)
+        .args([
+            "-qa",
+            "--qf",
+            "%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE}.%{ARCH}\\n",
+        ])
+        .output()
+        .expect("rpm (apt-get install rpm)");
+    assert!(qa.status.success());
+    let mut want: Vec<String> = String::from_utf8_lossy(&qa.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("gpg-pubkey "))
+        .map(str::to_string)
+        .collect();
+    want.sort();
+    let img = build_disk(
+        d,
+        "gpt",
+        &[Part {
+            mib: 24,
+            src: &root,
+            mkfs: &["-L", "root"],
+            extra: "",
+        }],
+    );
+    let os = inspect_json(&img);
+    assert_eq!(os["distro"], "fedora");
+    assert_eq!(os["product_name"], "Fedora 33 (Server Edition)");
+    assert_eq!(
+        (os["major_version"].as_u64(), os["minor_version"].as_u64()),
+        (Some(33), Some(0))
+    );
+    assert_eq!(os["osinfo"], "fedora33");
+    assert_eq!(os["package_format"], "rpm");
+    assert_eq!(os["package_management"], "dnf");
+    assert_eq!(os["hostname"], "fedora.invalid");
+    let mut ours: Vec<String> = os["applications"]
+        .as_array()
+        .expect("apps")
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {}:{}-{}.{}",
+                as_text(&a["name"]),
+                a["epoch"],
+                as_text(&a["version"]),
+                as_text(&a["release"]),
+                as_text(&a["arch"])
+            )
+        })
+        .collect();
+    ours.sort();
+    assert_eq!(ours, want);
+    assert!(ours.len() >= 10);
+}

@@ -6,7 +6,7 @@ use guestctl_fs::mount::MountTree;
 use guestctl_fs::{FileType, Filesystem};
 
 use crate::linux::{self, FstabEntry, Release};
-use crate::{elf, packages, Application, FsRecord, OsInfo};
+use crate::{elf, packages, sqlite, Application, FsRecord, OsInfo};
 
 /// The most bytes read from one small configuration file.
 const SMALL_FILE: u64 = linux::MAX_CONFIG_FILE as u64;
@@ -533,12 +533,45 @@ fn rpm(fs: &dyn Filesystem, w: &mut Vec<String>) -> Vec<Application> {
         "/var/lib/rpm/rpmdb.sqlite",
         "/usr/lib/sysimage/rpm/rpmdb.sqlite",
     ] {
-        if exists(fs, p) {
-            w.push(format!(
-                "applications: {p} (sqlite rpmdb) is not read yet by this version"
-            ));
-            return Vec::new();
+        if !exists(fs, p) {
+            continue;
         }
+        let wal = format!("{p}-wal");
+        if let Ok(m) = fs.resolve(&wal).and_then(|n| fs.metadata(n)) {
+            if m.size > 0 {
+                w.push(format!(
+                    "applications: {wal} holds {} bytes not yet checkpointed into the \
+                     database; they are not applied",
+                    m.size
+                ));
+            }
+        }
+        let Some(db) = read_file(fs, p, packages::MAX_DB_FILE as u64, w) else {
+            return Vec::new();
+        };
+        return match sqlite::read_table(&db, "Packages") {
+            Ok(rows) => {
+                let mut out = Vec::with_capacity(rows.len());
+                for (rowid, cols) in rows {
+                    let blob = cols.iter().find_map(|c| match c {
+                        sqlite::Value::Blob(b) => Some(b),
+                        _ => None,
+                    });
+                    match blob.map(|b| packages::parse_rpm_header(b)) {
+                        Some(Ok(app)) if app.name != "gpg-pubkey" => out.push(app),
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => w.push(format!("{p}: package row {rowid}: {e}")),
+                        None => w.push(format!("{p}: package row {rowid} has no header blob")),
+                    }
+                }
+                out.sort_by(|a, b| a.name.cmp(&b.name).then(a.version.cmp(&b.version)));
+                out
+            }
+            Err(e) => {
+                w.push(format!("applications: {p}: {e}"));
+                Vec::new()
+            }
+        };
     }
     for (p, kind) in [
         ("/var/lib/rpm/Packages", "BerkeleyDB"),

@@ -14,6 +14,7 @@ pub mod elf;
 mod inspector;
 pub mod linux;
 pub mod packages;
+pub mod sqlite;
 
 use std::collections::BTreeMap;
 
