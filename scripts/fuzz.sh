@@ -12,7 +12,7 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
   esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(detect qcow2 vmdk ext ext_journal part)
+[ ${#targets[@]} -gt 0 ] || targets=(detect qcow2 vmdk ext ext_journal part inspect_parsers)
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 1; }
 command -v qemu-img >/dev/null || { echo "qemu-img missing: apt-get install qemu-utils" >&2; exit 1; }
 
@@ -43,6 +43,17 @@ make_seeds() {
   truncate -s 1M "$t/mbr" "$t/gpt"
   printf 'label: dos\nstart=64, size=128, type=83\nsize=512, type=5\nsize=64, type=83\nsize=64, type=7\n' | sfdisk -q "$t/mbr" >/dev/null 2>&1 && head -c 65536 "$t/mbr" > "$pt/mbr"
   printf 'label: gpt\nstart=64, size=128, name="a"\nsize=64\n' | sfdisk -q "$t/gpt" >/dev/null 2>&1 && cp "$t/gpt" "$pt/gpt"
+  # inspection seeds: a small sqlite rpmdb (512-byte pages) and package/release files.
+  local ip; ip=$(seed_dir inspect_parsers)
+  local pg=../shared/corpus/libguestfs/test-data/phony-guests
+  if [ -f "$pg/fedora-db.sql.xz" ] && command -v sqlite3 >/dev/null; then
+    xz -dc "$pg/fedora-db.sql.xz" | sqlite3 "$t/rpm.sqlite"
+    sqlite3 "$t/rpm.sqlite" 'DELETE FROM Packages WHERE hnum > 4; PRAGMA page_size=512; VACUUM;'
+    cp "$t/rpm.sqlite" "$ip/rpmdb"
+    cp "$pg/debian-packages" "$pg/archlinux-package" "$ip/" 2>/dev/null || true
+  fi
+  printf 'ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12"\n' > "$ip/os-release"
+  printf 'UUID=abcd / ext4 defaults 0 1\nLABEL=b\\040c /boot ext2 defaults 0 2\n' > "$ip/fstab"
   local d; d=$(seed_dir detect)
   cp "$q"/* "$v"/* "$d"/ 2>/dev/null || true
   rm -rf "$t"

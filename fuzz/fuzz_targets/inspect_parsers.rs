@@ -1,0 +1,32 @@
+//! The inspection parsers over arbitrary bytes: SQLite tables (the rpmdb), rpm headers, dpkg
+//! status, apk and pacman databases, os-release / lsb / legacy release files, fstab, ELF.
+#![no_main]
+
+use guestctl_inspect::{elf, linux, packages, sqlite};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(rows) = sqlite::read_table(data, "Packages") {
+        for (_, cols) in rows {
+            for c in cols {
+                if let sqlite::Value::Blob(b) = c {
+                    let _ = packages::parse_rpm_header(&b);
+                }
+            }
+        }
+    }
+    let _ = packages::parse_rpm_header(data);
+    let mut w = Vec::new();
+    let _ = packages::parse_dpkg_status(data, &mut w);
+    let _ = packages::parse_apk_installed(data, &mut w);
+    let _ = packages::parse_pacman_desc(data);
+    let _ = linux::release_from_os_release(data);
+    let _ = linux::release_from_lsb_release(data);
+    for (path, distro) in linux::LEGACY_RELEASE_FILES {
+        let _ = linux::release_from_legacy(path, distro, data);
+    }
+    let _ = linux::parse_fstab(data, &mut w);
+    let _ = linux::parse_hostname(data, true);
+    let _ = linux::parse_timezone_file(data);
+    let _ = elf::elf_arch(data);
+});
