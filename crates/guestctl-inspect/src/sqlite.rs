@@ -140,7 +140,8 @@ impl<'a> Db<'a> {
                 m
             }
         };
-        let mut out = Vec::with_capacity(size);
+        // Grow as pages arrive: a lying size must not reserve memory up front.
+        let mut out = Vec::with_capacity(local);
         out.extend_from_slice(
             page.get(at..at + local)
                 .ok_or_else(|| SqliteError(format!("cell at {at} runs past its page")))?,
