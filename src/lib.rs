@@ -347,3 +347,55 @@ impl Guestfs {
         Ok(out)
     }
 }
+
+impl Guestfs {
+    /// The guest's own tree, as its `/etc/fstab` mounts it, when the disks hold exactly one
+    /// operating system: its root with every fstab filesystem guestctl reads mounted on it
+    /// (what libguestfs users get with `-i`). `Ok(None)` when there is no OS or several.
+    pub fn mount_inspected(
+        &self,
+        notes: &mut Vec<String>,
+    ) -> Result<Option<(inspect::OsInfo, Arc<dyn fs::Filesystem>)>> {
+        let candidates = self.inspect_candidates(notes)?;
+        let mut oses = inspect::inspect(
+            &candidates,
+            &inspect::InspectOptions {
+                applications: false,
+            },
+        );
+        if oses.len() != 1 {
+            return Ok(None);
+        }
+        let os = oses.remove(0);
+        let opened = |dev: &str| {
+            candidates
+                .iter()
+                .find(|c| c.device == dev)
+                .and_then(|c| c.fs.clone())
+        };
+        let Some(root) = opened(&os.root) else {
+            return Ok(None);
+        };
+        let mut mounts: Vec<(&String, &String)> = os
+            .mountpoints
+            .iter()
+            .filter(|(mp, _)| mp.as_str() != "/")
+            .collect();
+        mounts.sort_by_key(|(mp, _)| mp.split('/').filter(|c| !c.is_empty()).count());
+        if mounts.is_empty() {
+            return Ok(Some((os, root)));
+        }
+        let mut tree = fs::mount::MountTree::new(root);
+        for (mp, dev) in mounts {
+            match opened(dev) {
+                Some(f) => {
+                    if let Err(e) = tree.mount(mp, f) {
+                        notes.push(format!("cannot mount {dev} on {mp}: {e}"));
+                    }
+                }
+                None => notes.push(format!("{dev} on {mp}: not readable, left out")),
+            }
+        }
+        Ok(Some((os, Arc::new(tree))))
+    }
+}

@@ -268,6 +268,19 @@ fn debian_like_guest_with_boot_and_var_partitions() {
         .collect();
     assert_eq!(fs, ["/dev/sda2", "/dev/sda1", "/dev/sda3"]);
     assert!(os["warnings"].as_array().expect("w").is_empty(), "{os:#}");
+
+    // Without -m the file commands see the guest's own tree: /var and /boot are mounted from
+    // its fstab (three filesystems, one OS).
+    let i = img.to_str().expect("u");
+    let out = guestctl(&["cat", i, "/var/lib/dpkg/status"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, status);
+    let out = guestctl(&["ls", i, "/boot"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("vmlinuz-2.6.26-2-amd64"));
 }
 
 #[test]

@@ -20,7 +20,8 @@ pub struct Disks {
     #[arg(short = 'a', long = "add", value_name = "IMAGE")]
     add: Vec<PathBuf>,
     /// Mount DEV (as `guestctl filesystems` names it: /dev/sda1) at MOUNTPOINT (default /).
-    /// Repeat to build the guest's tree: `-m /dev/sda2 -m /dev/sda1:/boot`. Default: the only
+    /// Repeat to build the guest's tree: `-m /dev/sda2 -m /dev/sda1:/boot`. Default: when the
+    /// disks hold one operating system, its own mounts from its /etc/fstab; otherwise the only
     /// readable filesystem there is.
     #[arg(short = 'm', long = "mount", value_name = "DEV[:MOUNTPOINT]")]
     mount: Vec<String>,
@@ -54,6 +55,10 @@ impl Disks {
                 .with_context(|| format!("cannot mount {}", self.mount.join(" ")));
         }
         let mut notes = Vec::new();
+        // One operating system: its own mounts, from its fstab (like virt-ls -i style tools).
+        if let Some((_, tree)) = g.mount_inspected(&mut notes)? {
+            return Ok(tree);
+        }
         let all = g.list_filesystems(&mut notes)?;
         let readable: Vec<_> = all.iter().filter(|f| f.readable).collect();
         let list = |l: &mut dyn Iterator<Item = &guestctl::FilesystemEntry>| {
