@@ -62,6 +62,9 @@ make_seeds
 bash scripts/fuzz-seeds.sh >/dev/null
 for target in "${targets[@]}"; do
   echo "== fuzzing $target for ${secs}s"
+  # Disk images need ~1 MiB inputs; the inspection parsers read files, 256 KiB is plenty.
+  max_len=1100000
+  [ "$target" = inspect_parsers ] && max_len=262144
   cargo +nightly fuzz run "$target" "fuzz/corpus/$target" -- \
-    -max_total_time="$secs" -max_len=1100000 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
+    -max_total_time="$secs" -max_len="$max_len" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
 done

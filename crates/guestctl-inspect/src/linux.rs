@@ -215,7 +215,8 @@ pub const LEGACY_RELEASE_FILES: &[(&str, &str)] = &[
 
 /// The release described by one legacy file (see [`LEGACY_RELEASE_FILES`]).
 pub fn release_from_legacy(path: &str, distro: &str, bytes: &[u8]) -> Release {
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_CONFIG_FILE)]);
+    // Release files are a line or a few: 64 KiB is plenty.
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(64 << 10)]);
     let first = text.lines().next().unwrap_or("").trim().to_string();
     let mut distro = distro.to_string();
     if distro == "redhat" {
