@@ -1,6 +1,8 @@
 //! Shared helpers for integration tests: the corpus, decompression, hashing, qemu-img.
 #![allow(dead_code)]
 
+pub mod inspect_xml;
+
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};

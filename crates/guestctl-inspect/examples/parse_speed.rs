@@ -12,15 +12,23 @@ fn main() {
         f();
         println!("{name:<12} {:?}", s.elapsed());
     };
-    t("sqlite", &mut || drop(sqlite::read_table(&data, "Packages")));
+    t("sqlite", &mut || {
+        drop(sqlite::read_table(&data, "Packages"))
+    });
     t("rpm", &mut || drop(packages::parse_rpm_header(&data)));
-    t("dpkg", &mut || drop(packages::parse_dpkg_status(&data, &mut w)));
-    t("apk", &mut || drop(packages::parse_apk_installed(&data, &mut w)));
+    t("dpkg", &mut || {
+        drop(packages::parse_dpkg_status(&data, &mut w))
+    });
+    t("apk", &mut || {
+        drop(packages::parse_apk_installed(&data, &mut w))
+    });
     t("legacy", &mut || {
         for (p, d) in linux::LEGACY_RELEASE_FILES {
             drop(linux::release_from_legacy(p, d, &data));
         }
     });
     t("fstab", &mut || drop(linux::parse_fstab(&data, &mut w)));
-    t("os-release", &mut || drop(linux::release_from_os_release(&data)));
+    t("os-release", &mut || {
+        drop(linux::release_from_os_release(&data))
+    });
 }
