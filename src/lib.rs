@@ -342,6 +342,11 @@ impl Guestfs {
                 uuid: f.uuid,
                 part_uuid,
                 part_label,
+                disk_id: dev
+                    .and_then(|d| d.disk_id.clone())
+                    .unwrap_or_default()
+                    .to_ascii_lowercase(),
+                part_start: dev.and_then(|d| d.partition.as_ref().map(|p| p.start)),
             });
         }
         Ok(out)

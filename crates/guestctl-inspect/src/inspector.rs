@@ -30,6 +30,11 @@ pub struct Candidate {
     pub part_uuid: String,
     /// GPT partition name (`PARTLABEL=`).
     pub part_label: String,
+    /// The disk's MBR signature (8 lower-case hex digits) or GPT disk GUID.
+    pub disk_id: String,
+    /// The partition's byte offset on its disk (Windows `MountedDevices` names MBR
+    /// partitions by disk signature + offset).
+    pub part_start: Option<u64>,
 }
 
 /// What to collect.
