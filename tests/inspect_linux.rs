@@ -392,3 +392,67 @@ fn fedora_like_guest_with_sqlite_rpmdb() {
     assert_eq!(ours, want);
     assert!(ours.len() >= 10);
 }
+
+/// Malformed guest data never aborts inspection: what cannot be read becomes a warning and the
+/// rest is still reported.
+#[test]
+fn malformed_guest_files_give_warnings_not_errors() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let root = d.join("root");
+    host_elf(&root);
+    // os-release without ID, but a legacy file to fall back on.
+    write(
+        &root,
+        "etc/os-release",
+        b"\xff\xfe garbage \x00\x01\nNAME=\"unterminated\n",
+    );
+    write(
+        &root,
+        "etc/redhat-release",
+        b"CentOS Linux release 7.9.2009 (Core)\n",
+    );
+    write(
+        &root,
+        "etc/fstab",
+        b"UUID=no-such-uuid /data ext4 defaults 0 0\nonly-one-field\n\
+          /dev/mapper/vg-home /home ext4 defaults 0 0\n\x00\x01\x02 / x\n",
+    );
+    write(&root, "etc/hostname", &[0xff; 300]);
+    // An rpmdb that is not a database.
+    write(
+        &root,
+        "var/lib/rpm/rpmdb.sqlite",
+        b"SQLite format 3\0 but then nothing",
+    );
+    let img = build_disk(
+        d,
+        "gpt",
+        &[Part {
+            mib: 16,
+            src: &root,
+            mkfs: &[],
+            extra: "",
+        }],
+    );
+    let os = inspect_json(&img);
+    assert_eq!(os["distro"], "centos");
+    assert_eq!(
+        (os["major_version"].as_u64(), os["minor_version"].as_u64()),
+        (Some(7), Some(9))
+    );
+    assert_eq!(os["package_format"], "rpm");
+    let w: Vec<String> = os["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .map(|w| w.as_str().expect("s").to_string())
+        .collect();
+    let has = |s: &str| w.iter().any(|x| x.contains(s));
+    assert!(has("/etc/os-release"), "{w:#?}");
+    assert!(has("no-such-uuid"), "{w:#?}");
+    assert!(has("/dev/mapper/vg-home"), "{w:#?}");
+    assert!(has("line 2"), "malformed fstab line: {w:#?}");
+    assert!(has("rpmdb.sqlite"), "{w:#?}");
+    assert!(os["applications"].as_array().expect("apps").is_empty());
+}
