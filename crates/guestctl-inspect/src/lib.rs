@@ -15,6 +15,7 @@ mod inspector;
 pub mod linux;
 pub mod packages;
 pub mod sqlite;
+pub mod windows;
 
 use std::collections::BTreeMap;
 
