@@ -113,7 +113,13 @@ fn open_key<'h>(hive: &'h Hive, hname: &str, path: &str, w: &mut Vec<String>) ->
 
 /// A string value (REG_SZ/EXPAND_SZ); `None` (with a warning unless `quiet_missing`) when
 /// missing or of another type.
-fn string_value(key: &Key<'_>, ctx: &str, name: &str, warn_missing: bool, w: &mut Vec<String>) -> Option<String> {
+fn string_value(
+    key: &Key<'_>,
+    ctx: &str,
+    name: &str,
+    warn_missing: bool,
+    w: &mut Vec<String>,
+) -> Option<String> {
     match key.value(name) {
         Ok(Some(v)) => match v.as_string() {
             Ok(s) => Some(s),
@@ -185,16 +191,17 @@ fn software_facts(hive: &Hive, f: &mut WindowsFacts, w: &mut Vec<String>) {
                 f.major_version = a;
                 f.minor_version = b;
             }
-            _ => match string_value(&cv, &ctx, "CurrentVersion", true, w) {
-                Some(s) => match parse_version(&s) {
-                    Some((a, b)) => {
-                        f.major_version = a;
-                        f.minor_version = b;
+            _ => {
+                if let Some(s) = string_value(&cv, &ctx, "CurrentVersion", true, w) {
+                    match parse_version(&s) {
+                        Some((a, b)) => {
+                            f.major_version = a;
+                            f.minor_version = b;
+                        }
+                        None => w.push(format!("{ctx}: CurrentVersion {s:?} is not MAJOR.MINOR")),
                     }
-                    None => w.push(format!("{ctx}: CurrentVersion {s:?} is not MAJOR.MINOR")),
-                },
-                None => {}
-            },
+                }
+            }
         }
         f.build_id = string_value(&cv, &ctx, "CurrentBuildNumber", false, w)
             .map(|s| s.trim().to_string())
@@ -202,9 +209,14 @@ fn software_facts(hive: &Hive, f: &mut WindowsFacts, w: &mut Vec<String>) {
         f.ubr = dword_value(&cv, &ctx, "UBR", w);
     }
     if let Ok(Some(k)) = hive.open("Microsoft\\Cryptography") {
-        f.machine_guid =
-            string_value(&k, "SOFTWARE\\Microsoft\\Cryptography", "MachineGuid", true, w)
-                .unwrap_or_default();
+        f.machine_guid = string_value(
+            &k,
+            "SOFTWARE\\Microsoft\\Cryptography",
+            "MachineGuid",
+            true,
+            w,
+        )
+        .unwrap_or_default();
     }
     let mut apps = Vec::new();
     let mut seen_nodes = HashSet::new();
@@ -336,8 +348,7 @@ fn system_facts(hive: &Hive, f: &mut WindowsFacts, w: &mut Vec<String>) {
                 continue;
             };
             let mut chars = rest.chars();
-            let (Some(letter), Some(':'), None) = (chars.next(), chars.next(), chars.next())
-            else {
+            let (Some(letter), Some(':'), None) = (chars.next(), chars.next(), chars.next()) else {
                 continue;
             };
             if !letter.is_ascii_alphabetic() {

@@ -5,7 +5,11 @@
 //!   set, time zone key name with garbage after its NUL);
 //! - dfwinreg's `SYSTEM` (ComputerName IECOMPATVHD);
 //! - `pe_arch` on libguestfs's `test-data/binaries/bin-win32.exe` / `bin-win64.exe`.
+//!
 //! A missing corpus file fails the test.
+
+// Tests: a panic with the error is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -15,9 +19,15 @@ use guestctl_inspect::windows::{pe_arch, windows_facts, DriveTarget};
 fn corpus(rel: &str) -> PathBuf {
     let base = std::env::var_os("GUESTCTL_CORPUS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
+        });
     let p = base.join(rel);
-    assert!(p.exists(), "corpus file missing: {} (set GUESTCTL_CORPUS)", p.display());
+    assert!(
+        p.exists(),
+        "corpus file missing: {} (set GUESTCTL_CORPUS)",
+        p.display()
+    );
     p
 }
 
@@ -73,7 +83,10 @@ fn phony_hives_match_virt_inspector_expected_xml() {
     assert_eq!(f.drive_mappings[0].0, "C");
     assert_eq!(
         f.drive_mappings[0].1,
-        DriveTarget::Mbr { disk_signature: 0x3433_3231, offset: 0x1000_0000 }
+        DriveTarget::Mbr {
+            disk_signature: 0x3433_3231,
+            offset: 0x1000_0000
+        }
     );
 
     // Applications, field by field, in the XML's order.
@@ -103,7 +116,11 @@ fn regipy_system_hive() {
     // a NUL, then garbage bytes.
     assert_eq!(f.timezone, "Eastern Standard Time");
     // mounted_devices_plugin_validation.py: a \DosDevices\C: entry.
-    assert!(f.drive_mappings.iter().any(|(l, _)| l == "C"), "{:?}", f.drive_mappings);
+    assert!(
+        f.drive_mappings.iter().any(|(l, _)| l == "C"),
+        "{:?}",
+        f.drive_mappings
+    );
     // The SOFTWARE hive was empty: a warning, not a panic.
     assert!(f.warnings.iter().any(|w| w.starts_with("SOFTWARE hive")));
 }
@@ -111,7 +128,10 @@ fn regipy_system_hive() {
 #[test]
 fn regipy_win10_system_hive() {
     // active_control_set_validation.py: Select\Current = 1.
-    let f = windows_facts(&[], &read_xz("regipy/regipy_tests/data/SYSTEM_WIN_10_1709.xz"));
+    let f = windows_facts(
+        &[],
+        &read_xz("regipy/regipy_tests/data/SYSTEM_WIN_10_1709.xz"),
+    );
     assert_eq!(f.current_control_set, "ControlSet001");
     // corpus INDEX.md (regipy computer-name tests): DESKTOP-2KGM189.
     assert_eq!(f.hostname.to_uppercase(), "DESKTOP-2KGM189");
@@ -125,9 +145,18 @@ fn dfwinreg_system_hive() {
 
 #[test]
 fn pe_arch_of_libguestfs_binaries() {
-    assert_eq!(pe_arch(&read("libguestfs/test-data/binaries/bin-win32.exe")), Some("i386"));
-    assert_eq!(pe_arch(&read("libguestfs/test-data/binaries/bin-win64.exe")), Some("x86_64"));
-    assert_eq!(pe_arch(&read("libguestfs/test-data/binaries/bin-x86_64-dynamic")), None);
+    assert_eq!(
+        pe_arch(&read("libguestfs/test-data/binaries/bin-win32.exe")),
+        Some("i386")
+    );
+    assert_eq!(
+        pe_arch(&read("libguestfs/test-data/binaries/bin-win64.exe")),
+        Some("x86_64")
+    );
+    assert_eq!(
+        pe_arch(&read("libguestfs/test-data/binaries/bin-x86_64-dynamic")),
+        None
+    );
 }
 
 #[test]

@@ -49,7 +49,13 @@ fn main() {
     });
     match stats {
         Ok(s) => {
-            println!("keys={} values={} data={} errors={}", s.keys, s.values, s.data_bytes, s.errors.len());
+            println!(
+                "keys={} values={} data={} errors={}",
+                s.keys,
+                s.values,
+                s.data_bytes,
+                s.errors.len()
+            );
             for e in s.errors.iter().take(5) {
                 println!("  error: {e}");
             }

@@ -8,6 +8,9 @@
 //! - libguestfs phony hives: every key and value of their `.reg` sources (hivexregedit
 //!   format) must read back equal, and nothing else may be there.
 
+// Tests: a panic with the error is the failure report.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeMap;
@@ -50,13 +53,36 @@ fn nt_hive_testhive_matches_its_writer() {
     // letters (outside the BMP, case-sensitive).
     let k = h.open("character-encoding-test").unwrap().unwrap();
     let subs = k.subkeys().unwrap();
-    assert_eq!(subs.len(), 4, "{:?}", subs.iter().map(|k| k.name()).collect::<Vec<_>>());
-    assert_eq!(h.open("character-encoding-test\\ÄÖÜ").unwrap().unwrap().name(), "äöü");
-    let a1 = h.open("character-encoding-test\\\u{ff21}").unwrap().unwrap();
-    let a2 = h.open("character-encoding-test\\\u{ff41}").unwrap().unwrap();
+    assert_eq!(
+        subs.len(),
+        4,
+        "{:?}",
+        subs.iter().map(|k| k.name()).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        h.open("character-encoding-test\\ÄÖÜ")
+            .unwrap()
+            .unwrap()
+            .name(),
+        "äöü"
+    );
+    let a1 = h
+        .open("character-encoding-test\\\u{ff21}")
+        .unwrap()
+        .unwrap();
+    let a2 = h
+        .open("character-encoding-test\\\u{ff41}")
+        .unwrap()
+        .unwrap();
     assert_eq!(a1.cell_offset(), a2.cell_offset());
-    let d1 = h.open("character-encoding-test\\\u{10410}").unwrap().unwrap();
-    let d2 = h.open("character-encoding-test\\\u{10438}").unwrap().unwrap();
+    let d1 = h
+        .open("character-encoding-test\\\u{10410}")
+        .unwrap()
+        .unwrap();
+    let d2 = h
+        .open("character-encoding-test\\\u{10438}")
+        .unwrap()
+        .unwrap();
     assert_ne!(d1.cell_offset(), d2.cell_offset());
     assert_eq!(d1.name(), "\u{10410}");
     assert_eq!(d2.name(), "\u{10438}");
@@ -65,7 +91,10 @@ fn nt_hive_testhive_matches_its_writer() {
     let k = h.open("data-test").unwrap().unwrap();
     let v = |n: &str| k.value(n).unwrap().unwrap_or_else(|| panic!("value {n}"));
     assert_eq!(v("reg-sz").as_string().unwrap(), "sz-test");
-    assert_eq!(v("reg-sz-with-terminating-nul").as_string().unwrap(), "sz-test");
+    assert_eq!(
+        v("reg-sz-with-terminating-nul").as_string().unwrap(),
+        "sz-test"
+    );
     assert_eq!(v("reg-expand-sz").value_type(), ValueType::ExpandSz);
     assert_eq!(v("reg-expand-sz").as_string().unwrap(), "sz-test");
     assert_eq!(
@@ -81,11 +110,17 @@ fn nt_hive_testhive_matches_its_writer() {
     );
     assert_eq!(v("dword").value_type(), ValueType::Dword);
     assert_eq!(v("dword").as_u32().unwrap(), 42);
-    assert_eq!(v("dword-big-endian").value_type(), ValueType::DwordBigEndian);
+    assert_eq!(
+        v("dword-big-endian").value_type(),
+        ValueType::DwordBigEndian
+    );
     // The writer stored the little-endian bytes of 42 under the big-endian type, so read as
     // big-endian they are 42 << 24 (nt-hive's own test says the same).
     assert_eq!(v("dword-big-endian").as_u32().unwrap(), 42 << 24);
-    assert_eq!(&*v("dword-big-endian").data().unwrap(), &42u32.to_le_bytes());
+    assert_eq!(
+        &*v("dword-big-endian").data().unwrap(),
+        &42u32.to_le_bytes()
+    );
     assert_eq!(v("qword").as_u64().unwrap(), u64::MAX);
     assert_eq!(&*v("binary").data().unwrap(), &[1, 2, 3, 4, 5]);
     assert!(v("binary").as_u32().is_err());
@@ -100,7 +135,11 @@ fn nt_hive_testhive_matches_its_writer() {
         .iter()
         .map(|s| {
             let n = s.name();
-            let want = if n[3..].parse::<u32>().unwrap() % 2 == 0 { "Key" } else { "key" };
+            let want = if n[3..].parse::<u32>().unwrap() % 2 == 0 {
+                "Key"
+            } else {
+                "key"
+            };
             assert_eq!(&n[..3], want);
             n[3..].parse().unwrap()
         })
@@ -114,14 +153,26 @@ fn nt_hive_testhive_matches_its_writer() {
     assert!(h.open("subkey-test\\key512").unwrap().is_none());
 
     // _WriteSubpathTest.
-    assert_eq!(h.open("subpath-test\\no-subkeys").unwrap().unwrap().subkey_count(), 0);
-    assert!(h.open("subpath-test\\with-single-level-subkey\\subkey").unwrap().is_some());
+    assert_eq!(
+        h.open("subpath-test\\no-subkeys")
+            .unwrap()
+            .unwrap()
+            .subkey_count(),
+        0
+    );
+    assert!(h
+        .open("subpath-test\\with-single-level-subkey\\subkey")
+        .unwrap()
+        .is_some());
     let deep = h
         .open("\\subpath-test\\with-two-levels-of-subkeys\\subkey1\\subkey2\\")
         .unwrap()
         .unwrap();
     assert_eq!(deep.name(), "subkey2");
-    assert!(h.open("subpath-test\\with-two-levels-of-subkeys\\subkey2").unwrap().is_none());
+    assert!(h
+        .open("subpath-test\\with-two-levels-of-subkeys\\subkey2")
+        .unwrap()
+        .is_none());
 
     // The whole hive walks without errors: the root, 5 test keys, 4 + 512 + 3 + 1 + 2 below.
     let s = walk(&h, true, |_, _, _| {}).unwrap();
@@ -145,7 +196,10 @@ fn regipy_ntuser() {
     assert!(h.checksum_ok() && !h.dirty());
     // test_parse_root_key.
     let root = h.root().unwrap();
-    assert_eq!(root.name(), "CMI-CreateHive{6A1C4018-979D-4291-A7DC-7AED1C75B67C}");
+    assert_eq!(
+        root.name(),
+        "CMI-CreateHive{6A1C4018-979D-4291-A7DC-7AED1C75B67C}"
+    );
     assert_eq!(root.subkey_count(), 11);
     assert_eq!(root.subkeys().unwrap().len(), 11);
     // test_find_keys_ntuser.
@@ -169,8 +223,16 @@ fn regipy_ntuser() {
     assert!(s.errors.is_empty(), "{:?}", s.errors);
     assert_eq!(s.keys, 1812);
     assert_eq!(s.values, 4094);
-    let expect: BTreeMap<u32, usize> =
-        [(3, 531), (4, 1336), (2, 93), (7, 303), (0, 141), (11, 54), (1, 1636)].into();
+    let expect: BTreeMap<u32, usize> = [
+        (3, 531),
+        (4, 1336),
+        (2, 93),
+        (7, 303),
+        (0, 141),
+        (11, 54),
+        (1, 1636),
+    ]
+    .into();
     assert_eq!(types, expect);
 }
 
@@ -179,7 +241,12 @@ fn computer_name(h: &Hive, cs: &str) -> (String, u64) {
         .open(&format!("{cs}\\Control\\ComputerName\\ComputerName"))
         .unwrap()
         .unwrap();
-    let name = k.value("ComputerName").unwrap().unwrap().as_string().unwrap();
+    let name = k
+        .value("ComputerName")
+        .unwrap()
+        .unwrap()
+        .as_string()
+        .unwrap();
     (name, k.last_written())
 }
 
@@ -201,8 +268,19 @@ fn regipy_system() {
         .open("ControlSet001\\Services\\Tcpip\\Parameters")
         .unwrap()
         .unwrap();
-    assert_eq!(tcpip.value("Hostname").unwrap().unwrap().as_string().unwrap(), "WKS-WIN732BITA");
-    assert_eq!(tcpip.value("Domain").unwrap().unwrap().as_string().unwrap(), "shieldbase.local");
+    assert_eq!(
+        tcpip
+            .value("Hostname")
+            .unwrap()
+            .unwrap()
+            .as_string()
+            .unwrap(),
+        "WKS-WIN732BITA"
+    );
+    assert_eq!(
+        tcpip.value("Domain").unwrap().unwrap().as_string().unwrap(),
+        "shieldbase.local"
+    );
     // timezone_data_validation.py / timezone_data2_validation.py.
     let tz = h
         .open("ControlSet001\\Control\\TimeZoneInformation")
@@ -216,8 +294,14 @@ fn regipy_system() {
     assert_eq!(val("DynamicDaylightTimeDisabled").as_u32().unwrap(), 0);
     assert_eq!(val("StandardName").as_string().unwrap(), "@tzres.dll,-112");
     assert_eq!(val("DaylightName").as_string().unwrap(), "@tzres.dll,-111");
-    assert_eq!(hex(&val("StandardStart").data().unwrap()), "00000b00010002000000000000000000");
-    assert_eq!(hex(&val("DaylightStart").data().unwrap()), "00000300020002000000000000000000");
+    assert_eq!(
+        hex(&val("StandardStart").data().unwrap()),
+        "00000b00010002000000000000000000"
+    );
+    assert_eq!(
+        hex(&val("DaylightStart").data().unwrap()),
+        "00000300020002000000000000000000"
+    );
     // regipy shows the first 128 bytes; the record declares 256 (and its cell holds them).
     let key_name = val("TimeZoneKeyName");
     assert_eq!(key_name.data_len(), 256);
@@ -238,15 +322,27 @@ fn regipy_system() {
         .unwrap();
     let s = |n: &str| env.value(n).unwrap().unwrap().as_string().unwrap();
     assert_eq!(s("PROCESSOR_ARCHITECTURE"), "x86");
-    assert_eq!(s("PROCESSOR_IDENTIFIER"), "x86 Family 16 Model 8 Stepping 0, AuthenticAMD");
+    assert_eq!(
+        s("PROCESSOR_IDENTIFIER"),
+        "x86 Family 16 Model 8 Stepping 0, AuthenticAMD"
+    );
     assert_eq!(s("PROCESSOR_REVISION"), "0800");
     // mounted_devices_plugin_validation.py: 11 entries, one of them \DosDevices\C:.
     let md = h.open("MountedDevices").unwrap().unwrap();
-    let names: Vec<String> = md.values().unwrap().iter().map(|v| v.name().to_string()).collect();
+    let names: Vec<String> = md
+        .values()
+        .unwrap()
+        .iter()
+        .map(|v| v.name().to_string())
+        .collect();
     assert_eq!(names.len(), 11);
     assert!(names.iter().any(|n| n == "\\DosDevices\\C:"));
     let s = walk(&h, true, |_, _, _| {}).unwrap();
-    assert!(s.errors.is_empty(), "{:?}", &s.errors[..s.errors.len().min(3)]);
+    assert!(
+        s.errors.is_empty(),
+        "{:?}",
+        &s.errors[..s.errors.len().min(3)]
+    );
 }
 
 #[test]
@@ -254,8 +350,17 @@ fn regipy_win10_select() {
     // active_control_set_validation.py.
     let h = hive_xz("regipy/regipy_tests/data/SYSTEM_WIN_10_1709.xz");
     let sel = h.open("Select").unwrap().unwrap();
-    for (n, want) in [("Current", 1), ("Default", 1), ("Failed", 0), ("LastKnownGood", 1)] {
-        assert_eq!(sel.value(n).unwrap().unwrap().as_u32().unwrap(), want, "{n}");
+    for (n, want) in [
+        ("Current", 1),
+        ("Default", 1),
+        ("Failed", 0),
+        ("LastKnownGood", 1),
+    ] {
+        assert_eq!(
+            sel.value(n).unwrap().unwrap().as_u32().unwrap(),
+            want,
+            "{n}"
+        );
     }
     let (name, _) = computer_name(&h, "ControlSet001");
     assert_eq!(name, "DESKTOP-2KGM189");
@@ -264,7 +369,13 @@ fn regipy_win10_select() {
 #[test]
 fn dfwinreg_system_computer_name() {
     let h = hive("dfwinreg/test_data/SYSTEM");
-    let cur = h.open("Select").unwrap().unwrap().value("Current").unwrap().unwrap();
+    let cur = h
+        .open("Select")
+        .unwrap()
+        .unwrap()
+        .value("Current")
+        .unwrap()
+        .unwrap();
     let cs = format!("ControlSet{:03}", cur.as_u32().unwrap());
     let (name, _) = computer_name(&h, &cs);
     assert_eq!(name, "IECOMPATVHD");
@@ -304,7 +415,11 @@ fn parse_reg(text: &str, prefix: &str) -> BTreeMap<String, Vec<(String, RegData)
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
         if let Some(sec) = line.strip_prefix('[') {
             let sec = sec.strip_suffix(']').expect("section");
-            cur = sec.strip_prefix(prefix).expect("hive prefix").trim_start_matches('\\').to_string();
+            cur = sec
+                .strip_prefix(prefix)
+                .expect("hive prefix")
+                .trim_start_matches('\\')
+                .to_string();
             keys.entry(cur.clone()).or_default();
             continue;
         }
@@ -330,7 +445,9 @@ fn parse_reg(text: &str, prefix: &str) -> BTreeMap<String, Vec<(String, RegData)
         } else {
             panic!("unknown value syntax: {line}");
         };
-        keys.get_mut(&cur).expect("value before any section").push((name, data));
+        keys.get_mut(&cur)
+            .expect("value before any section")
+            .push((name, data));
     }
     keys
 }
@@ -348,7 +465,10 @@ fn check_against_reg(hive_rel: &str, reg_rel: &str, prefix: &str) {
             .unwrap_or_else(|| panic!("{hive_rel}: key {path} missing"));
         assert_eq!(k.values().unwrap().len(), values.len(), "{path}");
         for (name, want) in values {
-            let v = k.value(name).unwrap().unwrap_or_else(|| panic!("{path}: {name}"));
+            let v = k
+                .value(name)
+                .unwrap()
+                .unwrap_or_else(|| panic!("{path}: {name}"));
             match want {
                 RegData::Str(t, s) => {
                     assert_eq!(v.data_type(), *t, "{path}\\{name}");
@@ -374,7 +494,8 @@ fn check_against_reg(hive_rel: &str, reg_rel: &str, prefix: &str) {
     for p in seen.iter().filter(|p| !p.is_empty()) {
         assert!(
             keys.keys().any(|k| k.eq_ignore_ascii_case(p)
-                || k.to_ascii_lowercase().starts_with(&format!("{}\\", p.to_ascii_lowercase()))),
+                || k.to_ascii_lowercase()
+                    .starts_with(&format!("{}\\", p.to_ascii_lowercase()))),
             "{hive_rel}: key {p} is not in {reg_rel}"
         );
     }
@@ -405,4 +526,3 @@ fn libguestfs_minimal_hive_is_an_empty_root() {
     assert!(root.subkeys().unwrap().is_empty());
     assert!(root.values().unwrap().is_empty());
 }
-

@@ -10,6 +10,9 @@
 //! the current cell format and walks completely; yarp refuses its cells until the log is
 //! applied.
 
+// Tests: a panic with the error is the failure report.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::Path;
@@ -36,22 +39,22 @@ fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 
 /// Hives yarp (or its file names) says are broken: their walk must report errors.
 const BROKEN: &[&str] = &[
-    "BadListHive",               // test_bad_list: WalkException
-    "BadSubkeyHive",             // test_bad_subkey: WalkException
-    "DuplicateSubkeysHive",      // test_duplicate_subkeys: WalkException
-    "InvalidParentHive",         // test_invalid_parent: WalkException
-    "WrongOrderHive",            // test_wrong_order: WalkException (twice)
-    "TruncatedNameHive",         // test_truncated_name: ParseException
-    "TruncatedHive",             // test_truncated: needs RegistryHiveTruncated
-    "TruncatedDirtyHive",        // truncated, as its name says
-    "DeletedDataHiveTruncated",  // truncated, as its name says
+    "BadListHive",              // test_bad_list: WalkException
+    "BadSubkeyHive",            // test_bad_subkey: WalkException
+    "DuplicateSubkeysHive",     // test_duplicate_subkeys: WalkException
+    "InvalidParentHive",        // test_invalid_parent: WalkException
+    "WrongOrderHive",           // test_wrong_order: WalkException (twice)
+    "TruncatedNameHive",        // test_truncated_name: ParseException
+    "TruncatedHive",            // test_truncated: needs RegistryHiveTruncated
+    "TruncatedDirtyHive",       // truncated, as its name says
+    "DeletedDataHiveTruncated", // truncated, as its name says
 ];
 
 /// Files that are not primary hive files: opening must fail with an error.
 const NOT_HIVES: &[&str] = &[
-    "InvalidParentFragment",  // a hive bin without a base block
-    "TruncatedHiveBin",       // 1024 bytes
-    "OldLogWithRemnantData",  // a transaction log
+    "InvalidParentFragment", // a hive bin without a base block
+    "TruncatedHiveBin",      // 1024 bytes
+    "OldLogWithRemnantData", // a transaction log
 ];
 
 #[test]
@@ -60,7 +63,11 @@ fn every_yarp_file_opens_and_walks_within_bounds() {
     let mut all = Vec::new();
     files(&dir, &mut all);
     all.sort();
-    assert!(all.len() >= 81, "expected yarp's 81+ files, found {}", all.len());
+    assert!(
+        all.len() >= 81,
+        "expected yarp's 81+ files, found {}",
+        all.len()
+    );
     let mut walked = 0;
     for p in &all {
         let name = p.file_name().unwrap().to_string_lossy().to_string();
@@ -72,7 +79,9 @@ fn every_yarp_file_opens_and_walks_within_bounds() {
         match opened {
             Err(e) => {
                 assert!(
-                    is_log || NOT_HIVES.contains(&name.as_str()) || p.metadata().unwrap().len() == 0,
+                    is_log
+                        || NOT_HIVES.contains(&name.as_str())
+                        || p.metadata().unwrap().len() == 0,
                     "{rel}: unexpected open error: {e}"
                 );
                 // Errors name the structure and an offset.
@@ -90,14 +99,21 @@ fn every_yarp_file_opens_and_walks_within_bounds() {
                 })
                 .unwrap_or_else(|e| panic!("{rel}: root unreadable: {e}"));
                 if BROKEN.contains(&name.as_str()) {
-                    assert!(!s.errors.is_empty(), "{rel}: broken hive walked without errors");
+                    assert!(
+                        !s.errors.is_empty(),
+                        "{rel}: broken hive walked without errors"
+                    );
                 } else {
                     assert!(s.errors.is_empty(), "{rel}: {:?}", s.errors);
                 }
                 walked += 1;
             }
         }
-        assert!(t.elapsed() < Duration::from_secs(5), "{rel}: took {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{rel}: took {:?}",
+            t.elapsed()
+        );
     }
     assert!(walked >= 45, "only {walked} hives walked");
 }
@@ -151,8 +167,14 @@ fn many_subkeys() {
         assert_eq!(h.open(p).unwrap().unwrap().name(), "find_me", "{p}");
     }
     assert!(h.open("key_with_many_subkeys\\3000").unwrap().is_some());
-    assert!(h.open("key_with_many_subkeys\\3000\\doesnt_exist").unwrap().is_none());
-    assert!(h.open("key_with_many_subkeys\\doesnt_exist\\doesnt_exist").unwrap().is_none());
+    assert!(h
+        .open("key_with_many_subkeys\\3000\\doesnt_exist")
+        .unwrap()
+        .is_none());
+    assert!(h
+        .open("key_with_many_subkeys\\doesnt_exist\\doesnt_exist")
+        .unwrap()
+        .is_none());
 }
 
 #[test]
@@ -167,7 +189,12 @@ fn garbage_after_the_bins() {
 fn duplicate_subkeys_are_an_error() {
     // test_duplicate_subkeys.
     let h = yarp("DuplicateSubkeysHive");
-    let k = h.root().unwrap().subkey("key_with_many_subkeys").unwrap().unwrap();
+    let k = h
+        .root()
+        .unwrap()
+        .subkey("key_with_many_subkeys")
+        .unwrap()
+        .unwrap();
     assert!(k.subkeys().is_err());
 }
 
@@ -183,9 +210,25 @@ fn dirty_hives_read_as_they_are() {
     let v = k1.value("").unwrap().unwrap();
     assert_eq!(v.data_len(), 6001 * 2);
     assert_eq!(v.as_string().unwrap(), "1".repeat(6000));
-    let v = h.open("KEY2").unwrap().unwrap().value("v").unwrap().unwrap();
+    let v = h
+        .open("KEY2")
+        .unwrap()
+        .unwrap()
+        .value("v")
+        .unwrap()
+        .unwrap();
     assert_eq!(v.data_len(), 9 * 2);
-    assert_eq!(h.open("key2").unwrap().unwrap().value("V").unwrap().unwrap().as_string().unwrap(), "testTEST");
+    assert_eq!(
+        h.open("key2")
+            .unwrap()
+            .unwrap()
+            .value("V")
+            .unwrap()
+            .unwrap()
+            .as_string()
+            .unwrap(),
+        "testTEST"
+    );
     // ... and the hive Windows 10 recovered from it (test_dirty_new1, after recovery).
     let r = yarp("NewDirtyHive1/RecoveredHive_Windows10");
     assert!(!r.dirty());
@@ -202,11 +245,29 @@ fn dirty_hives_read_as_they_are() {
     let h = yarp("OldDirtyHive/OldDirtyHive");
     assert!(h.dirty());
     assert!(h.open("\\key_with_many_subkeys\\1").unwrap().is_some());
-    assert!(h.open("key_with_many_subkeys\\5000\\find_me_in_log").unwrap().is_none());
-    assert!(h.open("key_with_many_subkeys\\4500").unwrap().unwrap().value("v").unwrap().is_none());
+    assert!(h
+        .open("key_with_many_subkeys\\5000\\find_me_in_log")
+        .unwrap()
+        .is_none());
+    assert!(h
+        .open("key_with_many_subkeys\\4500")
+        .unwrap()
+        .unwrap()
+        .value("v")
+        .unwrap()
+        .is_none());
     let r = yarp("OldDirtyHive/RecoveredHive_Windows7");
-    assert!(r.open("key_with_many_subkeys\\5000\\find_me_in_log").unwrap().is_some());
-    let v = r.open("key_with_many_subkeys\\4500").unwrap().unwrap().value("V").unwrap().unwrap();
+    assert!(r
+        .open("key_with_many_subkeys\\5000\\find_me_in_log")
+        .unwrap()
+        .is_some());
+    let v = r
+        .open("key_with_many_subkeys\\4500")
+        .unwrap()
+        .unwrap()
+        .value("V")
+        .unwrap()
+        .unwrap();
     assert_eq!(v.as_multi_string().unwrap(), ["a", "bb", "ccc"]);
     // test_bad_baseblock: the base block checksum is bad (so the hive counts as dirty).
     let b = yarp("BadBaseBlockHive/BadBaseBlockHive");
@@ -227,7 +288,14 @@ fn unicode_and_latin1_names() {
     let k = h.open("ëigenaardig").unwrap().unwrap();
     assert_ne!(k.flags() & 0x20, 0);
     assert_eq!(k.name(), "ëigenaardig");
-    assert_eq!(k.value("ëigenaardig").unwrap().unwrap().as_string().unwrap(), "ëigenaardig");
+    assert_eq!(
+        k.value("ëigenaardig")
+            .unwrap()
+            .unwrap()
+            .as_string()
+            .unwrap(),
+        "ëigenaardig"
+    );
 }
 
 fn root_names(rel: &str) -> Vec<String> {
@@ -248,12 +316,18 @@ fn upcase_and_surrogate_pairs() {
     // b"\x01\xd8\x00\xdc" in UTF-16LE: the pair D801 DC00 = U+10400.
     assert_eq!(root_names("PairHive"), ["ss1", "SS3", "\u{10400}"]);
     assert_eq!(root_names("TruncatedPairHive"), ["ss1", "SS3", "\u{fffd}"]);
-    assert!(yarp("TruncatedPairHive").open("\u{fffd}").unwrap().is_some());
+    assert!(yarp("TruncatedPairHive")
+        .open("\u{fffd}")
+        .unwrap()
+        .is_some());
     assert_eq!(
         root_names("TruncatedPairHive2"),
         ["key1", "key2", "key3", "key\u{fffd}", "key\u{fffd}"]
     );
-    assert!(yarp("TruncatedPairHive2").open("key\u{fffd}").unwrap().is_some());
+    assert!(yarp("TruncatedPairHive2")
+        .open("key\u{fffd}")
+        .unwrap()
+        .is_some());
 }
 
 #[test]
@@ -286,7 +360,11 @@ fn odd_names_and_values() {
     // test_bogus_keynames.
     let h = yarp("BogusKeyNamesHive");
     for k in h.root().unwrap().subkeys().unwrap() {
-        assert!(k.name() == "testnew\r\nne" || k.name() == "testnu\0l", "{:?}", k.name());
+        assert!(
+            k.name() == "testnew\r\nne" || k.name() == "testnu\0l",
+            "{:?}",
+            k.name()
+        );
     }
     assert!(h.open("testnew\r\nne").unwrap().is_some());
     assert!(h.open("testnu\0l").unwrap().is_some());
@@ -297,17 +375,35 @@ fn odd_names_and_values() {
     let h = yarp("MultiSzHive");
     let k = h.open("key").unwrap().unwrap();
     assert!(k.value("").unwrap().is_none());
-    assert!(k.value("1").unwrap().unwrap().as_multi_string().unwrap().is_empty());
-    assert_eq!(k.value("2").unwrap().unwrap().as_multi_string().unwrap(), ["привет", "как дела?"]);
+    assert!(k
+        .value("1")
+        .unwrap()
+        .unwrap()
+        .as_multi_string()
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        k.value("2").unwrap().unwrap().as_multi_string().unwrap(),
+        ["привет", "как дела?"]
+    );
     // test_strings.
     let h = yarp("StringValuesHive");
     let k = h.open("key").unwrap().unwrap();
-    assert_eq!(k.value("").unwrap().unwrap().as_string().unwrap(), "test тест");
+    assert_eq!(
+        k.value("").unwrap().unwrap().as_string().unwrap(),
+        "test тест"
+    );
     let v1 = k.value("1").unwrap().unwrap();
     assert_eq!(&*v1.data().unwrap(), b"test");
     assert_ne!(v1.value_type(), ValueType::Sz);
-    assert_eq!(k.value("2").unwrap().unwrap().as_string().unwrap(), "test тест");
-    assert_eq!(k.value("3").unwrap().unwrap().as_string().unwrap(), "test тест ");
+    assert_eq!(
+        k.value("2").unwrap().unwrap().as_string().unwrap(),
+        "test тест"
+    );
+    assert_eq!(
+        k.value("3").unwrap().unwrap().as_string().unwrap(),
+        "test тест "
+    );
 }
 
 #[test]
