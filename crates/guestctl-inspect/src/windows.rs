@@ -466,7 +466,12 @@ mod tests {
                 partition_guid: "C12A7328-F81F-11D2-BA4B-00A0C93EC93B".into()
             }
         );
-        assert_eq!(drive_target(b"_??_USBSTOR#"), DriveTarget::Other);
+        // Device paths are stored as UTF-16 text: longer than 12 bytes.
+        let path: Vec<u8> = "\\??\\USBSTOR#Disk&Ven_X"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        assert_eq!(drive_target(&path), DriveTarget::Other);
     }
 
     #[test]
