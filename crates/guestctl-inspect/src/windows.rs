@@ -220,12 +220,15 @@ fn software_facts(hive: &Hive, f: &mut WindowsFacts, w: &mut Vec<String>) {
     }
     let mut apps = Vec::new();
     let mut seen_nodes = HashSet::new();
+    // Value-list entries the application scan may read: an honest hive stores each entry
+    // once (4 bytes), so a quarter of the file is more than enough.
+    let mut budget = hive.bytes().len() as u64 / 4 + 65_536;
     for path in [
         "Microsoft\\Windows\\CurrentVersion\\Uninstall",
         "WOW6432Node\\Microsoft\\Windows\\CurrentVersion\\Uninstall",
     ] {
         match hive.open(path) {
-            Ok(Some(k)) => applications(&k, path, &mut seen_nodes, &mut apps, w),
+            Ok(Some(k)) => applications(&k, path, &mut seen_nodes, &mut budget, &mut apps, w),
             Ok(None) => {}
             Err(e) => w.push(format!("SOFTWARE\\{path}: {e}")),
         }
@@ -240,6 +243,7 @@ fn applications(
     uninstall: &Key<'_>,
     path: &str,
     seen: &mut HashSet<u32>,
+    budget: &mut u64,
     out: &mut Vec<Application>,
     w: &mut Vec<String>,
 ) {
@@ -253,16 +257,24 @@ fn applications(
             subkeys.len()
         ));
     }
+    let mut duplicates = 0usize;
     for k in subkeys.into_iter().take(MAX_APPLICATIONS) {
-        // A key node listed twice (here or in the other Uninstall key) is read once: a
-        // hostile hive cannot multiply the work.
+        // A key node listed twice (here or in the other Uninstall key) is read once, and the
+        // value entries read are bounded by the hive's size: a hostile hive cannot multiply
+        // the work by sharing lists.
         if !seen.insert(k.cell_offset()) {
-            w.push(format!(
-                "SOFTWARE\\{path}\\{}: key listed twice, skipped",
-                k.name()
-            ));
+            duplicates += 1;
             continue;
         }
+        let cost = u64::from(k.value_count());
+        if cost > *budget {
+            w.push(format!(
+                "SOFTWARE\\{path}: value lists larger than the hive could hold honestly, applications from {:?} on skipped",
+                k.name()
+            ));
+            break;
+        }
+        *budget -= cost;
         let ctx = format!("SOFTWARE\\{path}\\{}", k.name());
         let (values, errors) = k.values_lossy();
         if let Some(e) = errors.first() {
@@ -288,6 +300,11 @@ fn applications(
             }
         }
         out.push(app);
+    }
+    if duplicates > 0 {
+        w.push(format!(
+            "SOFTWARE\\{path}: {duplicates} application keys listed more than once, read once"
+        ));
     }
 }
 
