@@ -111,8 +111,8 @@ fn open_key<'h>(hive: &'h Hive, hname: &str, path: &str, w: &mut Vec<String>) ->
     }
 }
 
-/// A string value (REG_SZ/EXPAND_SZ); `None` (with a warning unless `quiet_missing`) when
-/// missing or of another type.
+/// A string value (REG_SZ/EXPAND_SZ); `None` when missing (a warning if `warn_missing`) or
+/// of another type (a warning).
 fn string_value(
     key: &Key<'_>,
     ctx: &str,
