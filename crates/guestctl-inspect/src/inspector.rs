@@ -57,6 +57,14 @@ pub fn inspect(candidates: &[Candidate], opts: &InspectOptions) -> Vec<OsInfo> {
         let Some(fs) = &c.fs else { continue };
         if is_linux_root(fs.as_ref()) {
             out.push(inspect_linux(c, fs.clone(), candidates, opts));
+        } else if let Some(sysroot) = crate::windows_os::systemroot(fs.as_ref()) {
+            out.push(crate::windows_os::inspect_windows(
+                c,
+                fs.clone(),
+                &sysroot,
+                candidates,
+                opts,
+            ));
         }
     }
     out
@@ -75,7 +83,7 @@ fn is_dir(fs: &dyn Filesystem, path: &str) -> bool {
 
 /// Reads a whole (small) file; `None` when it is absent or not a regular file, and read
 /// errors go to `warnings`.
-fn read_file(
+pub(crate) fn read_file(
     fs: &dyn Filesystem,
     path: &str,
     max: u64,

@@ -16,6 +16,7 @@ pub mod linux;
 pub mod packages;
 pub mod sqlite;
 pub mod windows;
+mod windows_os;
 
 use std::collections::BTreeMap;
 
