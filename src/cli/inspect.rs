@@ -10,6 +10,14 @@ use guestctl::Guestfs;
 use super::ImageOpts;
 
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    guestctl inspect disk.qcow2                     # a summary per operating system\n  \
+    guestctl inspect --json disk.qcow2 | jq '.[0].applications[].name'\n  \
+    for i in farm/*.qcow2; do guestctl inspect --json --no-applications \"$i\"; done\n  \
+    guestctl inspect root.vmdk -a data.vmdk         # the disks of one guest (/dev/sda, /dev/sdb)\n\n\
+What cannot be read inside a guest (an unknown fstab device, a BerkeleyDB rpmdb, a damaged\n\
+hive) is listed under warnings; inspection itself only fails when an image cannot be opened.\n\
+The JSON keys are virt-inspector's element names; docs/INSPECT.md lists them.")]
 pub struct InspectArgs {
     /// The disk image.
     image: PathBuf,
