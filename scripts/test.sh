@@ -20,6 +20,7 @@ want sgdisk gdisk
 want rpm rpm
 want sqlite3 sqlite3
 want xz xz-utils
+want hivexregedit libhivex-bin
 want fls sleuthkit
 want icat sleuthkit
 want sfdisk fdisk
