@@ -28,19 +28,7 @@ fn make_disk(dir: &Path) -> std::path::PathBuf {
         .set_len(64 << 20)
         .expect("len");
     let script = "label: gpt\nstart=2048, size=65536, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=\"root\"\nsize=8192, type=0657FD6D-A4AB-43C4-84E5-0933C84B4F4F\n";
-    let mut c = Command::new("sfdisk")
-        .args(["-q"])
-        .arg(&img)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("sfdisk (apt-get install fdisk)");
-    use std::io::Write;
-    c.stdin
-        .take()
-        .expect("stdin")
-        .write_all(script.as_bytes())
-        .expect("w");
-    assert!(c.wait().expect("wait").success());
+    support::sfdisk(&img, script);
     run(
         "mkfs.ext4",
         &[
@@ -235,21 +223,10 @@ fn several_mounts_form_one_tree() {
         .expect("c")
         .set_len(80 << 20)
         .expect("len");
-    let mut c = Command::new("sfdisk")
-        .args(["-q"])
-        .arg(&img)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("sfdisk (apt-get install fdisk)");
-    use std::io::Write;
-    c.stdin
-        .take()
-        .expect("stdin")
-        .write_all(
-            b"label: dos\nstart=2048, size=32768, type=83\nstart=34816, size=65536, type=83\n",
-        )
-        .expect("w");
-    assert!(c.wait().expect("wait").success());
+    support::sfdisk(
+        &img,
+        "label: dos\nstart=2048, size=32768, type=83\nstart=34816, size=65536, type=83\n",
+    );
     let i = img.to_str().expect("u");
     for (src, offset, size) in [(&boot, "1048576", "16M"), (&root, "17825792", "32M")] {
         let off = format!("offset={offset}");

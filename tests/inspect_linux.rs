@@ -5,9 +5,8 @@
 
 mod support;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use support::inspect_xml::{as_text, compare};
 use support::{corpus, run};
@@ -52,18 +51,7 @@ fn build_disk(dir: &Path, label: &str, parts: &[Part]) -> PathBuf {
         script.push('\n');
         start += sectors;
     }
-    let mut c = Command::new("sfdisk")
-        .args(["-q", "--no-reread", "--no-tell-kernel"])
-        .arg(&img)
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("sfdisk (apt-get install fdisk)");
-    c.stdin
-        .take()
-        .expect("stdin")
-        .write_all(script.as_bytes())
-        .expect("w");
-    assert!(c.wait().expect("wait").success(), "{script}");
+    support::sfdisk(&img, &script);
     let mut start = 2048u64;
     for p in parts {
         let off = format!("offset={}", start * 512);

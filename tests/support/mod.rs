@@ -203,3 +203,22 @@ pub fn qemu_io(fmt: &str, image: &str, cmds: &[&str], dir: &Path) {
     a.push(image);
     run("qemu-io", &a, dir);
 }
+
+/// Writes a partition table on the image file `img` with `sfdisk` (its script syntax).
+pub fn sfdisk(img: &Path, script: &str) {
+    let mut c = Command::new("sfdisk")
+        .args(["-q", "--no-reread", "--no-tell-kernel"])
+        .arg(img)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("sfdisk (apt-get install fdisk)");
+    c.stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("write the sfdisk script");
+    assert!(
+        c.wait().expect("wait").success(),
+        "sfdisk failed on {script}"
+    );
+}
