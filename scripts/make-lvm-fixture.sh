@@ -11,19 +11,21 @@
 #   vgs/pvs/lvs --reportformat json, lvs --segments -o+seg_pe_ranges (json), and the sha256
 #   of the bytes each readable LV must read as.
 #
-# How LV contents get there: this kernel may lack device-mapper (containers, firecracker
-# guests), so LVs are never activated. Each LV's content file is written onto the PVs with
-# the placement LVM reports (`lvs --segments -o seg_pe_ranges`, `pvs -o pe_start`), striped
-# segments chunk by chunk in dm-stripe order (chunk i -> stripe i % n, row i / n). When
-# /dev/mapper/control works, the script also activates the VG and checks that
-# `sha256sum /dev/fixvg/LV` (the kernel's device-mapper view) equals the recorded hash.
+# How LV contents get there: the build machine's kernel may lack device-mapper (containers,
+# firecracker guests), so LVs are never activated here (lvm --driverloaded n). Each LV's
+# content file is written onto the PVs with the placement LVM reports (`lvs --segments -o
+# seg_pe_ranges`, `pvs -o pe_start`), striped segments chunk by chunk in dm-stripe order.
+# Then a qemu VM (the host's /boot kernel + initramfs, TCG) activates the VG with the real
+# device-mapper and hashes /dev/fixvg/LV: those `dm-sha256` lines must equal the content
+# hashes, or the script fails.
 #
 # Usage: sudo scripts/make-lvm-fixture.sh   (root once: losetup + LVM tools; needs lvm2,
-#        util-linux (losetup, sfdisk), e2fsprogs, zstd, python3). Not run by the tests.
+#        util-linux (losetup, sfdisk), e2fsprogs, zstd, python3, cpio, qemu-system-x86 and a
+#        /boot kernel whose initramfs has lvm + dm-mod, e.g. Debian's). Not run by the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 die() { echo "make-lvm-fixture: $*" >&2; exit 1; }
-for t in lvm losetup sfdisk mkfs.ext4 zstd python3 sha256sum; do
+for t in lvm losetup sfdisk mkfs.ext4 zstd python3 sha256sum cpio qemu-system-x86_64; do
   command -v "$t" >/dev/null || die "$t missing"
 done
 [ "$(id -u)" = 0 ] || die "run as root (losetup, pvcreate)"
@@ -197,29 +199,53 @@ with open(img, "r+b") as f:
                 raise SystemExit(f"unexpected segment type {s['segtype']} in {lv}")
 PY
 
-# With device-mapper, the kernel's own view must agree.
-if dmsetup version >/dev/null 2>&1; then
-  L vgchange -q -ay fixvg
-  for lv in lin str my-data; do
-    [ "$(sha256sum < "/dev/fixvg/$lv" | cut -d' ' -f1)" = "$(sha256sum < "$work/$lv.content" | cut -d' ' -f1)" ] \
-      || die "device-mapper disagrees about $lv"
-  done
-  L vgchange -q -an fixvg
-  dm_checked=yes
-else
-  dm_checked="no (no device-mapper in this kernel)"
-fi
-
 for l in "${loops[@]}"; do losetup -d "$l"; done
 loops=()
+
+# The kernel's device-mapper view: boot the host's kernel and initramfs (Debian's carries lvm,
+# dm-mod and sha256sum) under qemu with the image attached read-only (snapshot=on), activate
+# the VG there and hash /dev/fixvg/LV. TCG, not KVM: nested KVM may lack the CPU features the
+# kernel's decompressor uses. Each hash must equal the content written above.
+kernel=$(ls /boot/vmlinuz-* 2>/dev/null | sort -V | tail -1)
+initrd=${kernel/vmlinuz/initrd.img}
+command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing (apt-get install qemu-system-x86)"
+[ -f "$kernel" ] && [ -f "$initrd" ] || die "no /boot/vmlinuz-* + initrd.img-* to boot"
+mkdir -p "$work/vmroot"
+cat > "$work/vmroot/lvmcheck" <<'SH'
+#!/bin/sh
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+mkdir -p /proc /sys /dev /run/lvm /run/lock/lvm
+mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev
+for m in virtio_pci virtio_blk dm_mod; do modprobe $m 2>/dev/null; done
+sleep 1
+C='devices { obtain_device_list_from_udev=0 use_devicesfile=0 } activation { udev_sync=0 udev_rules=0 }'
+lvm vgchange -ay --nolocking --config "$C" fixvg >/dev/null 2>&1
+for lv in lin str my-data; do echo "DMSHA $lv $(sha256sum < /dev/fixvg/$lv | cut -d' ' -f1)"; done
+lvm vgchange -an --nolocking --config "$C" fixvg >/dev/null 2>&1
+poweroff -f
+SH
+chmod +x "$work/vmroot/lvmcheck"
+(cd "$work/vmroot" && find . | cpio -o -H newc 2>/dev/null) > "$work/extra.cpio"
+cat "$initrd" "$work/extra.cpio" > "$work/initrd"
+timeout 600 qemu-system-x86_64 -accel tcg -cpu max -m 512 -nographic -no-reboot \
+  -kernel "$kernel" -initrd "$work/initrd" -append "console=ttyS0 rdinit=/lvmcheck quiet" \
+  -drive file="$img",format=raw,if=virtio,readonly=on,snapshot=on 2>&1 | tr -d '\r' > "$work/vm.log" || true
+: > "$work/dm.txt"
+for lv in lin str my-data; do
+  got=$(sed -n "s/^DMSHA $lv \([0-9a-f]\{64\}\)$/\1/p" "$work/vm.log")
+  [ -n "$got" ] || { cat "$work/vm.log" >&2; die "no device-mapper hash for $lv from the VM"; }
+  [ "$got" = "$(sha256sum < "$work/$lv.content" | cut -d' ' -f1)" ] || die "device-mapper disagrees about $lv"
+  echo "dm-sha256 $lv $got" >> "$work/dm.txt"
+done
 
 m=fixtures/lvm.manifest
 {
   echo "# fixtures/lvm.img.zst, made by scripts/make-lvm-fixture.sh with $(lvm version | sed -n 's/^ *LVM version: *//p')"
   echo "# partitions: 1 at byte $((2048 * 512)), 2 at byte $((8192 * 512)); LVM device names below are the"
   echo "# loop devices of partitions 1 and 2: PV1=$p1 PV2=$p2"
-  echo "# device-mapper cross-check of the hashes: $dm_checked"
+  echo "# dm-sha256: sha256sum /dev/fixvg/LV inside a qemu VM (host kernel + initrd: lvm vgchange -ay)"
   for lv in lin str my-data; do echo "sha256 $lv $(sha256sum < "$work/$lv.content" | cut -d' ' -f1)"; done
+  cat "$work/dm.txt"
   for r in vgs pvs lvs segs; do echo "json $r $(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))))' "$work/$r.json")"; done
 } > "$m"
 zstd -q -19 -f "$img" -o fixtures/lvm.img.zst

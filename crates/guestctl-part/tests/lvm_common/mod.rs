@@ -63,10 +63,12 @@ pub fn read_all(dev: &dyn BlockDevice) -> Vec<u8> {
     v
 }
 
-/// fixtures/lvm.manifest: `sha256 LV HASH` lines, `json NAME {...}` lines, `# ... PV1=/dev/x
+/// fixtures/lvm.manifest: `sha256 LV HASH` and `dm-sha256 LV HASH` lines, `json NAME {...}` lines, `# ... PV1=/dev/x
 /// PV2=/dev/y` (the loop devices LVM saw for partitions 1 and 2).
 pub struct Manifest {
     pub sha256: BTreeMap<String, String>,
+    /// `sha256sum /dev/fixvg/LV` under the kernel's device-mapper (a VM run by the script).
+    pub dm_sha256: BTreeMap<String, String>,
     pub json: BTreeMap<String, Json>,
     pub pv_devices: Vec<String>,
 }
@@ -75,6 +77,7 @@ pub fn manifest() -> Manifest {
     let text = std::fs::read_to_string(repo().join("fixtures/lvm.manifest")).expect("manifest");
     let mut m = Manifest {
         sha256: BTreeMap::new(),
+        dm_sha256: BTreeMap::new(),
         json: BTreeMap::new(),
         pv_devices: Vec::new(),
     };
@@ -82,6 +85,9 @@ pub fn manifest() -> Manifest {
         if let Some(rest) = line.strip_prefix("sha256 ") {
             let (lv, h) = rest.split_once(' ').expect("sha256 line");
             m.sha256.insert(lv.into(), h.into());
+        } else if let Some(rest) = line.strip_prefix("dm-sha256 ") {
+            let (lv, h) = rest.split_once(' ').expect("dm-sha256 line");
+            m.dm_sha256.insert(lv.into(), h.into());
         } else if let Some(rest) = line.strip_prefix("json ") {
             let (name, j) = rest.split_once(' ').expect("json line");
             m.json.insert(name.into(), parse_json(j));
