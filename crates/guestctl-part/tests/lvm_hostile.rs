@@ -37,11 +37,14 @@ fn devices(parts: &[Vec<u8>]) -> Vec<(String, Arc<dyn BlockDevice>)> {
         .collect()
 }
 
-/// Scans and reads every LV that opens; panics if that takes 5 s or more.
-fn exercise(parts: &[Vec<u8>], what: &str) {
+/// Scans and reads every LV that opens; panics if that takes 5 s or more. Returns (VGs found,
+/// problems reported).
+fn exercise(parts: &[Vec<u8>], what: &str) -> (usize, usize) {
     let t = Instant::now();
     let devs = devices(parts);
+    let mut outcome = (0, 0);
     if let Ok(r) = lvm::scan_report(&devs) {
+        outcome = (r.groups.len(), r.problems.len());
         for (_, e) in &r.problems {
             assert!(e.structure_name().is_some(), "{what}: unnamed error {e}");
         }
@@ -59,6 +62,7 @@ fn exercise(parts: &[Vec<u8>], what: &str) {
         "{what}: took {:?}",
         t.elapsed()
     );
+    outcome
 }
 
 fn fixture_parts() -> Vec<Vec<u8>> {
@@ -93,6 +97,7 @@ fn bit_flips_in_labels_headers_and_text() {
         (text_at, loc.size as usize),         // metadata text
     ];
     let mut rng = Rng(0x4c56_4d32_0001);
+    let (mut clean, mut problems) = (0, 0);
     for i in 0..600 {
         let mut p = parts.clone();
         let which = rng.below(2);
@@ -101,14 +106,19 @@ fn bit_flips_in_labels_headers_and_text() {
             let at = start + rng.below(len);
             p[which][at] ^= 1 << rng.below(8);
         }
-        exercise(&p, &format!("flip {i}"));
+        let (g, e) = exercise(&p, &format!("flip {i}"));
+        clean += usize::from(g == 1 && e == 0);
+        problems += usize::from(e > 0);
     }
+    // The flips must have been seen (CRCs) and some must have been harmless (padding).
+    assert!(problems > 300 && clean > 0, "{problems} problems, {clean} clean");
 }
 
 #[test]
 fn text_mutations_with_checksums_repaired() {
     let parts = fixture_parts();
     let mut rng = Rng(0x4c56_4d32_0002);
+    let (mut parsed, mut rejected) = (0, 0);
     let tokens: [&[u8]; 12] = [
         b"{", b"}", b"[", b"]", b"\"", b"=", b"-1", b"99999999999999999999", b"\\", b"\0",
         b"18446744073709551615", b"9223372036854775807",
@@ -130,13 +140,16 @@ fn text_mutations_with_checksums_repaired() {
                 let room = (t0 + n - pos).min(tok.len());
                 p[which][pos..pos + room].copy_from_slice(&tok[..room]);
             }
-            // Digits of numbers are the interesting part: change one to a big one sometimes.
         }
         let c = label::lvm_crc(label::INITIAL_CRC, &p[which][t0..t0 + n]);
         p[which][at + 40 + 16..at + 40 + 20].copy_from_slice(&c.to_le_bytes());
         fix_mda_crc(&mut p[which], at);
-        exercise(&p, &format!("text mutation {i}"));
+        let (g, e) = exercise(&p, &format!("text mutation {i}"));
+        parsed += usize::from(g == 1 && e == 0);
+        rejected += usize::from(e > 0);
     }
+    // Repaired checksums let the mutations reach the parser: both outcomes must occur.
+    assert!(parsed > 20 && rejected > 100, "{parsed} parsed, {rejected} rejected");
 }
 
 // ---- hand-built PVs ----
