@@ -14,7 +14,10 @@ fuzz_target!(|data: &[u8]| {
         vec![("a".into(), Arc::new(MemoryDevice::new(data.to_vec())))];
     if data.len() >= 8192 {
         let half = data.len() / 2 & !511;
-        devs.push(("b".into(), Arc::new(MemoryDevice::new(data[half..].to_vec()))));
+        devs.push((
+            "b".into(),
+            Arc::new(MemoryDevice::new(data[half..].to_vec())),
+        ));
     }
     if let Ok(r) = guestctl_part::lvm::scan_report(&devs) {
         for vg in &r.groups {
@@ -22,7 +25,8 @@ fuzz_target!(|data: &[u8]| {
                 if let Ok(d) = vg.open_lv(lv.name()) {
                     let mut buf = vec![0u8; (d.size().min(1 << 20)) as usize];
                     let _ = d.read_at(0, &mut buf);
-                    let _ = d.read_at(d.size().saturating_sub(777), &mut buf[..1000.min(buf.len())]);
+                    let n = buf.len().min(1000);
+                    let _ = d.read_at(d.size().saturating_sub(777), &mut buf[..n]);
                     let _ = d.map(0, d.size());
                 }
             }

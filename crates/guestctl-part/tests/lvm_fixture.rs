@@ -19,7 +19,9 @@ fn fixture_vg() -> (VolumeGroup, Manifest) {
 }
 
 fn num(row: &BTreeMap<String, String>, k: &str) -> u64 {
-    row[k].parse().unwrap_or_else(|_| panic!("{k} = {:?}", row[k]))
+    row[k]
+        .parse()
+        .unwrap_or_else(|_| panic!("{k} = {:?}", row[k]))
 }
 
 #[test]
@@ -56,7 +58,10 @@ fn vg_and_pvs_match_vgs_and_pvs_reports() {
             .iter()
             .position(|d| *d == row["pv_name"])
             .expect("PV device in manifest");
-        assert_eq!(pv.device_name.as_deref(), Some(format!("/dev/sda{}", idx + 1).as_str()));
+        assert_eq!(
+            pv.device_name.as_deref(),
+            Some(format!("/dev/sda{}", idx + 1).as_str())
+        );
         let dev = pv.device.as_ref().expect("device");
         assert_eq!(dev.size(), num(row, "dev_size"));
     }
@@ -74,7 +79,11 @@ fn lvs_and_segments_match_lvs_reports() {
         assert_eq!(lv.meta.id, row["lv_uuid"], "{name}");
         assert_eq!(lv.visible(), !hidden, "{name}");
         assert_eq!(lv.size, num(row, "lv_size"), "{name}");
-        assert_eq!(lv.meta.segments.len() as u64, num(row, "seg_count"), "{name}");
+        assert_eq!(
+            lv.meta.segments.len() as u64,
+            num(row, "seg_count"),
+            "{name}"
+        );
     }
     let segs = m.rows("segs", "seg");
     let pv_dev = |pv: &str| {
@@ -100,7 +109,11 @@ fn lvs_and_segments_match_lvs_reports() {
                 stripe_size,
                 stripes,
             } => {
-                let want = if stripes.len() == 1 { "linear" } else { "striped" };
+                let want = if stripes.len() == 1 {
+                    "linear"
+                } else {
+                    "striped"
+                };
                 assert_eq!(row["segtype"], want, "{name}");
                 assert_eq!(stripes.len() as u64, num(row, "stripes"));
                 assert_eq!(stripe_size * 512, num(row, "stripe_size"));
@@ -115,7 +128,10 @@ fn lvs_and_segments_match_lvs_reports() {
         }
         checked += 1;
     }
-    assert_eq!(checked, vg.lvs.iter().map(|l| l.meta.segments.len()).sum::<usize>());
+    assert_eq!(
+        checked,
+        vg.lvs.iter().map(|l| l.meta.segments.len()).sum::<usize>()
+    );
     // The fragmented linear LV really is: 5 segments over both PVs.
     let lin = vg.lv("lin").expect("lin");
     assert_eq!(lin.meta.segments.len(), 5);
@@ -138,7 +154,9 @@ fn readable_lvs_hash_like_the_manifest() {
         let mut step = 1usize;
         while off < all.len() {
             let n = (step * 977 % 70_000 + 1).min(all.len() - off);
-            let got = dev.read_at(off as u64, &mut pieced[off..off + n]).expect("read");
+            let got = dev
+                .read_at(off as u64, &mut pieced[off..off + n])
+                .expect("read");
             assert_eq!(got, n);
             off += n;
             step += 1;
@@ -163,7 +181,11 @@ fn thin_lvs_are_refused_with_their_segment_type() {
         let why = lv.unreadable.as_deref().expect("unreadable");
         assert_eq!(why, format!("unsupported segment type {ty}"));
         let e = vg.open_lv(name).expect_err("refused");
-        assert!(e.to_string().contains(&format!("unsupported segment type {ty}")), "{e}");
+        assert!(
+            e.to_string()
+                .contains(&format!("unsupported segment type {ty}")),
+            "{e}"
+        );
         assert!(e.to_string().contains(&format!("fixvg/{name}")), "{e}");
     }
     assert!(vg.open_lv("nonesuch").is_err());
@@ -175,10 +197,19 @@ fn missing_pv_makes_its_lvs_unreadable() {
     devs.truncate(1); // PV 1 only
     let vgs = lvm::scan(&devs).expect("scan");
     let vg = &vgs[0];
-    assert!(vg.notes.iter().any(|n| n.contains("missing")), "{:?}", vg.notes);
+    assert!(
+        vg.notes.iter().any(|n| n.contains("missing")),
+        "{:?}",
+        vg.notes
+    );
     // lin and str need PV 2; my-data lives only there.
     for name in ["lin", "str", "my-data"] {
-        let why = vg.lv(name).expect(name).unreadable.as_deref().expect("unreadable");
+        let why = vg
+            .lv(name)
+            .expect(name)
+            .unreadable
+            .as_deref()
+            .expect("unreadable");
         assert!(why.contains("missing"), "{name}: {why}");
         assert!(vg.open_lv(name).is_err());
     }

@@ -92,9 +92,9 @@ fn bit_flips_in_labels_headers_and_text() {
     let loc = hdr.locations[0];
     let text_at = at + loc.offset as usize;
     let regions = [
-        (0usize, 2048usize),                  // label sectors
-        (at, 512),                            // mda header
-        (text_at, loc.size as usize),         // metadata text
+        (0usize, 2048usize),          // label sectors
+        (at, 512),                    // mda header
+        (text_at, loc.size as usize), // metadata text
     ];
     let mut rng = Rng(0x4c56_4d32_0001);
     let (mut clean, mut problems) = (0, 0);
@@ -111,7 +111,10 @@ fn bit_flips_in_labels_headers_and_text() {
         problems += usize::from(e > 0);
     }
     // The flips must have been seen (CRCs) and some must have been harmless (padding).
-    assert!(problems > 300 && clean > 0, "{problems} problems, {clean} clean");
+    assert!(
+        problems > 300 && clean > 0,
+        "{problems} problems, {clean} clean"
+    );
 }
 
 #[test]
@@ -120,8 +123,18 @@ fn text_mutations_with_checksums_repaired() {
     let mut rng = Rng(0x4c56_4d32_0002);
     let (mut parsed, mut rejected) = (0, 0);
     let tokens: [&[u8]; 12] = [
-        b"{", b"}", b"[", b"]", b"\"", b"=", b"-1", b"99999999999999999999", b"\\", b"\0",
-        b"18446744073709551615", b"9223372036854775807",
+        b"{",
+        b"}",
+        b"[",
+        b"]",
+        b"\"",
+        b"=",
+        b"-1",
+        b"99999999999999999999",
+        b"\\",
+        b"\0",
+        b"18446744073709551615",
+        b"9223372036854775807",
     ];
     for i in 0..400 {
         let mut p = parts.clone();
@@ -149,7 +162,10 @@ fn text_mutations_with_checksums_repaired() {
         rejected += usize::from(e > 0);
     }
     // Repaired checksums let the mutations reach the parser: both outcomes must occur.
-    assert!(parsed > 20 && rejected > 100, "{parsed} parsed, {rejected} rejected");
+    assert!(
+        parsed > 20 && rejected > 100,
+        "{parsed} parsed, {rejected} rejected"
+    );
 }
 
 // ---- hand-built PVs ----
@@ -259,7 +275,13 @@ fn metadata_wrapping_the_circular_buffer() {
     let lvs = linear_lv("w", &[(0, 2, "pv0", 3), (2, 1, "pv0", 0)]);
     let text = vg_text(3, &[(UUID_A, 200)], &lvs);
     let mda = 8192;
-    for text_off in [512, mda - 100, mda - 1, mda - text.len() + 1, mda - text.len()] {
+    for text_off in [
+        512,
+        mda - 100,
+        mda - 1,
+        mda - text.len() + 1,
+        mda - text.len(),
+    ] {
         let mut pv = make_pv(UUID_A, 1 << 20, mda, text_off, &text);
         fill_extents(&mut pv, 0x5a);
         let vgs = lvm::scan(&devices(&[pv.clone()])).unwrap_or_else(|e| panic!("{text_off}: {e}"));
@@ -294,17 +316,30 @@ fn extents_past_the_pv_are_refused() {
     let text = vg_text(1, &[(UUID_A, 1000)], &lvs);
     let pv = make_pv(UUID_A, 1 << 20, 8192, 512, &text);
     let vgs = lvm::scan(&devices(&[pv])).expect("scan");
-    let why = vgs[0].lv("far").expect("far").unreadable.clone().expect("refused");
+    let why = vgs[0]
+        .lv("far")
+        .expect("far")
+        .unreadable
+        .clone()
+        .expect("refused");
     assert!(why.contains("past its device"), "{why}");
     assert!(vgs[0].open_lv("near").is_ok());
     // Extents past pe_count.
     let lvs = linear_lv("far", &[(0, 4, "pv0", 9)]);
     let text = vg_text(1, &[(UUID_A, 10)], &lvs);
     let vgs = lvm::scan(&devices(&[make_pv(UUID_A, 1 << 20, 8192, 512, &text)])).expect("scan");
-    let why = vgs[0].lv("far").expect("far").unreadable.clone().expect("refused");
+    let why = vgs[0]
+        .lv("far")
+        .expect("far")
+        .unreadable
+        .clone()
+        .expect("refused");
     assert!(why.contains("past the 10 extents"), "{why}");
     // Overflowing extent numbers.
-    let lvs = linear_lv("huge", &[(0, 9223372036854775807, "pv0", 9223372036854775807)]);
+    let lvs = linear_lv(
+        "huge",
+        &[(0, 9223372036854775807, "pv0", 9223372036854775807)],
+    );
     let text = vg_text(1, &[(UUID_A, 10)], &lvs);
     let vgs = lvm::scan(&devices(&[make_pv(UUID_A, 1 << 20, 8192, 512, &text)])).expect("scan");
     assert!(vgs[0].lv("huge").expect("huge").unreadable.is_some());
@@ -314,8 +349,14 @@ fn extents_past_the_pv_are_refused() {
 #[test]
 fn broken_segment_lists() {
     for (lvs, want) in [
-        (linear_lv("gap", &[(0, 1, "pv0", 0), (2, 1, "pv0", 1)]), "does not follow"),
-        (linear_lv("overlap", &[(0, 2, "pv0", 0), (1, 1, "pv0", 5)]), "does not follow"),
+        (
+            linear_lv("gap", &[(0, 1, "pv0", 0), (2, 1, "pv0", 1)]),
+            "does not follow",
+        ),
+        (
+            linear_lv("overlap", &[(0, 2, "pv0", 0), (1, 1, "pv0", 5)]),
+            "does not follow",
+        ),
         (linear_lv("empty", &[(0, 0, "pv0", 0)]), "no extents"),
         (linear_lv("ghost", &[(0, 1, "pv7", 0)]), "unknown PV pv7"),
     ] {
@@ -341,13 +382,21 @@ fn broken_segment_lists() {
     let lvs = "s {\nid = \"x\"\nstatus = [\"VISIBLE\"]\nsegment1 {\nstart_extent = 0\nextent_count = 3\ntype = \"striped\"\nstripe_count = 2\nstripe_size = 8\nstripes = [\"pv0\", 0, \"pv0\", 9]\n}\n}\n";
     let text = vg_text(1, &[(UUID_A, 100)], lvs);
     let vgs = lvm::scan(&devices(&[make_pv(UUID_A, 1 << 20, 8192, 512, &text)])).expect("scan");
-    assert!(vgs[0].lvs[0].unreadable.as_deref().expect("refused").contains("cannot be split"));
+    assert!(vgs[0].lvs[0]
+        .unreadable
+        .as_deref()
+        .expect("refused")
+        .contains("cannot be split"));
 }
 
 #[test]
 fn newest_metadata_copy_wins() {
     // Two PVs of one VG; B carries a newer copy that adds an LV on B.
-    let old = vg_text(5, &[(UUID_A, 100), (UUID_B, 100)], &linear_lv("one", &[(0, 2, "pv0", 0)]));
+    let old = vg_text(
+        5,
+        &[(UUID_A, 100), (UUID_B, 100)],
+        &linear_lv("one", &[(0, 2, "pv0", 0)]),
+    );
     let new = vg_text(
         6,
         &[(UUID_A, 100), (UUID_B, 100)],
@@ -361,7 +410,11 @@ fn newest_metadata_copy_wins() {
         let vgs = lvm::scan(&devices(&order)).expect("scan");
         assert_eq!(vgs.len(), 1);
         assert_eq!(vgs[0].meta.seqno, 6);
-        assert!(vgs[0].notes.iter().any(|n| n.contains("older")), "{:?}", vgs[0].notes);
+        assert!(
+            vgs[0].notes.iter().any(|n| n.contains("older")),
+            "{:?}",
+            vgs[0].notes
+        );
         let d = vgs[0].open_lv("two").expect("two");
         let base = (PE_START * 512) as usize + 4 * 4096;
         assert!(read_all(d.as_ref()) == b[base..base + 2 * 4096]);
@@ -378,7 +431,10 @@ fn limits() {
     assert!(lvm::text::parse(deep(100_000).as_bytes()).is_err());
     // Text over 1 MiB is refused before parsing.
     let big = vec![b' '; (1 << 20) + 1];
-    assert_eq!(lvm::text::parse(&big).expect_err("big").kind(), ErrorKind::Refused);
+    assert_eq!(
+        lvm::text::parse(&big).expect_err("big").kind(),
+        ErrorKind::Refused
+    );
     // A raw location claiming more than 1 MiB is refused before reading.
     let loc = label::RawLocation {
         offset: 512,
@@ -398,14 +454,29 @@ fn limits() {
     let text = vg_text(1, &[(UUID_A, 100)], &lvs);
     let e = lvm::scan(&devices(&[make_pv(UUID_A, 1 << 20, 1 << 17, 512, &text)]))
         .expect_err("too many LVs");
-    assert!(e.to_string().contains("more than 1024 logical volumes"), "{e}");
+    assert!(
+        e.to_string().contains("more than 1024 logical volumes"),
+        "{e}"
+    );
     // An mda header past the device end, and a label CRC mismatch, are named errors.
-    let mut pv = make_pv(UUID_A, 1 << 20, 8192, 512, &vg_text(1, &[(UUID_A, 100)], ""));
+    let mut pv = make_pv(
+        UUID_A,
+        1 << 20,
+        8192,
+        512,
+        &vg_text(1, &[(UUID_A, 100)], ""),
+    );
     pv.truncate(4096 + 100);
     let e = lvm::scan(&devices(&[pv])).expect_err("short");
     assert_eq!(e.structure_name(), Some("LVM2 metadata area header"));
     assert_eq!(e.offset(), Some(4096));
-    let mut pv = make_pv(UUID_A, 1 << 20, 8192, 512, &vg_text(1, &[(UUID_A, 100)], ""));
+    let mut pv = make_pv(
+        UUID_A,
+        1 << 20,
+        8192,
+        512,
+        &vg_text(1, &[(UUID_A, 100)], ""),
+    );
     pv[512 + 100] ^= 1;
     let e = lvm::scan(&devices(&[pv])).expect_err("crc");
     assert_eq!(e.structure_name(), Some("LVM2 label"));

@@ -15,7 +15,8 @@ pub const LABEL_SCAN_SECTORS: u64 = 4;
 /// Size of the metadata area header; wrapped metadata text continues right after it.
 pub const MDA_HEADER_SIZE: u64 = 512;
 /// `mda_header` magic.
-pub const MDA_MAGIC: &[u8; 16] = b"\x20\x4c\x56\x4d\x32\x20\x78\x5b\x35\x41\x25\x72\x30\x4e\x2a\x3e";
+pub const MDA_MAGIC: &[u8; 16] =
+    b"\x20\x4c\x56\x4d\x32\x20\x78\x5b\x35\x41\x25\x72\x30\x4e\x2a\x3e";
 /// The CRC seed lvm2 uses for labels, mda headers and metadata text.
 pub const INITIAL_CRC: u32 = 0xf597_a6cf;
 
@@ -189,7 +190,9 @@ pub struct MdaHeader {
 /// Parses the 512-byte metadata area header (checksum, magic, version, location list).
 pub fn parse_mda_header(b: &[u8]) -> Result<MdaHeader> {
     if b.len() < MDA_HEADER_SIZE as usize {
-        return Err(Error::corrupt("metadata area header is shorter than 512 bytes"));
+        return Err(Error::corrupt(
+            "metadata area header is shorter than 512 bytes",
+        ));
     }
     let b = &b[..MDA_HEADER_SIZE as usize];
     if &b[4..20] != MDA_MAGIC {
@@ -305,10 +308,7 @@ mod tests {
             crc
         }
         let data = b"The quick brown fox jumps over the lazy dog";
-        assert_eq!(
-            lvm_crc(INITIAL_CRC, data),
-            reference(INITIAL_CRC, data)
-        );
+        assert_eq!(lvm_crc(INITIAL_CRC, data), reference(INITIAL_CRC, data));
         assert_eq!(lvm_crc(INITIAL_CRC, b""), INITIAL_CRC);
     }
 

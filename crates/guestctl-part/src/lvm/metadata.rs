@@ -142,7 +142,9 @@ pub fn vg_from_text(top: &Section) -> Result<VgMeta> {
     let what = format!("VG {name}");
     let extent_size = uint(vg, "extent_size", &what)?;
     if extent_size == 0 || extent_size > (1u64 << 32) {
-        return Err(e(format!("{what}: extent_size {extent_size} sectors is invalid")));
+        return Err(e(format!(
+            "{what}: extent_size {extent_size} sectors is invalid"
+        )));
     }
     let mut pvs = Vec::new();
     if let Some(list) = vg.section("physical_volumes") {
@@ -210,11 +212,7 @@ fn lv_from(name: &str, l: &Section, vg: &str) -> Result<LvMeta> {
                     [Value::Str(pv), Value::Int(pe)] if *pe >= 0 => {
                         stripes.push((pv.clone(), *pe as u64));
                     }
-                    _ => {
-                        return Err(e(format!(
-                            "{sw}: stripes must be (\"pv\", extent) pairs"
-                        )))
-                    }
+                    _ => return Err(e(format!("{sw}: stripes must be (\"pv\", extent) pairs"))),
                 }
             }
             let stripe_size = if count > 1 {

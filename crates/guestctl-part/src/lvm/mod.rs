@@ -439,9 +439,7 @@ impl LogicalVolume {
     /// The device and byte offset holding LV byte `off`, and how many bytes from there are
     /// contiguous on that device (within one segment and chunk).
     fn locate(&self, off: u64) -> Option<(&Arc<dyn BlockDevice>, u64, u64)> {
-        let i = self
-            .segments
-            .partition_point(|s| s.start + s.len <= off);
+        let i = self.segments.partition_point(|s| s.start + s.len <= off);
         let s = self.segments.get(i)?;
         let o = off.checked_sub(s.start)?;
         let n = s.stripes.len() as u64;
@@ -496,7 +494,11 @@ impl BlockDevice for LogicalVolume {
                 covered = rel + e.len;
             }
             if covered < piece {
-                m.push(at + covered, piece - covered, guestctl_block::ExtentKind::Data);
+                m.push(
+                    at + covered,
+                    piece - covered,
+                    guestctl_block::ExtentKind::Data,
+                );
             }
             done += piece;
         }

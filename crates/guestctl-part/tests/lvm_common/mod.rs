@@ -111,7 +111,9 @@ impl Manifest {
         let Some(Json::Arr(r)) = o.get("report") else {
             panic!("report array")
         };
-        let Json::Obj(r0) = &r[0] else { panic!("report[0]") };
+        let Json::Obj(r0) = &r[0] else {
+            panic!("report[0]")
+        };
         let Some(Json::Arr(rows)) = r0.get(key) else {
             panic!("{key} rows")
         };
@@ -120,7 +122,9 @@ impl Manifest {
                 let Json::Obj(o) = row else { panic!("row") };
                 o.iter()
                     .map(|(k, v)| {
-                        let Json::Str(s) = v else { panic!("string value") };
+                        let Json::Str(s) = v else {
+                            panic!("string value")
+                        };
                         (k.clone(), s.clone())
                     })
                     .collect()
