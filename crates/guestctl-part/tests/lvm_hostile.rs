@@ -387,6 +387,12 @@ fn broken_segment_lists() {
         .as_deref()
         .expect("refused")
         .contains("cannot be split"));
+    // A stripe size (3 KiB) that does not divide the stripe length (2 extents = 8 KiB).
+    let lvs = "s {\nid = \"x\"\nstatus = [\"VISIBLE\"]\nsegment1 {\nstart_extent = 0\nextent_count = 4\ntype = \"striped\"\nstripe_count = 2\nstripe_size = 6\nstripes = [\"pv0\", 0, \"pv0\", 9]\n}\n}\n";
+    let text = vg_text(1, &[(UUID_A, 100)], lvs);
+    let vgs = lvm::scan(&devices(&[make_pv(UUID_A, 1 << 20, 8192, 512, &text)])).expect("scan");
+    let why = vgs[0].lvs[0].unreadable.as_deref().expect("refused");
+    assert!(why.contains("not a multiple"), "{why}");
 }
 
 #[test]

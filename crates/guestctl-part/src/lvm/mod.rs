@@ -417,6 +417,15 @@ fn build(vg: &VolumeGroup, lv: &LvMeta) -> Result<LogicalVolume> {
         } else {
             stripe_size.checked_mul(SECTOR).ok_or_else(overflow)?
         };
+        // Like dm-stripe: each stripe's length must be whole chunks, so that every chunk
+        // maps inside its stripe's extents.
+        if (len / n) % chunk != 0 {
+            return Err(Error::corrupt(format!(
+                "segment at extent {}: stripe length {} bytes is not a multiple of the {chunk}-byte stripe size",
+                s.start_extent,
+                len / n
+            )));
+        }
         out.push(MappedSegment {
             start,
             len,
