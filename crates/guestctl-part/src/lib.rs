@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod gpt;
+pub mod lvm;
 pub mod mbr;
 
 use std::collections::HashSet;
