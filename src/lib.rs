@@ -135,6 +135,8 @@ pub struct DeviceEntry {
     pub partition: Option<part::Partition>,
     /// The disk's identifier: MBR signature (8 hex digits) or GPT disk GUID.
     pub disk_id: Option<String>,
+    /// An LVM2 logical volume (`/dev/VG/LV`) rather than a disk or partition.
+    pub logical_volume: bool,
 }
 
 impl Guestfs {
@@ -153,6 +155,7 @@ impl Guestfs {
                 device: disk.clone(),
                 partition: None,
                 disk_id: table.disk_id.clone(),
+                logical_volume: false,
             });
             for p in table.partitions.iter().filter(|p| !p.extended) {
                 match part::open_partition(disk.clone(), p) {
@@ -161,12 +164,56 @@ impl Guestfs {
                         device: Arc::new(slice),
                         partition: Some(p.clone()),
                         disk_id: table.disk_id.clone(),
+                        logical_volume: false,
                     }),
                     Err(e) => notes.push(format!("{name}{}: {e}", p.number)),
                 }
             }
         }
+        self.add_logical_volumes(&mut out, notes);
         Ok(out)
+    }
+
+    /// Appends the LVM2 logical volumes found on `devices` (partitions, and whole disks
+    /// without a table) as `/dev/VG/LV`, like libguestfs. What cannot be opened (thin, raid,
+    /// snapshot LVs, missing PVs) goes to `notes`.
+    fn add_logical_volumes(&self, devices: &mut Vec<DeviceEntry>, notes: &mut Vec<String>) {
+        let with_table: std::collections::HashSet<String> = devices
+            .iter()
+            .filter(|d| d.partition.is_some())
+            .map(|d| d.name.trim_end_matches(char::is_numeric).to_string())
+            .collect();
+        let pvs: Vec<(String, Arc<dyn BlockDevice>)> = devices
+            .iter()
+            .filter(|d| d.partition.is_some() || !with_table.contains(&d.name))
+            .map(|d| (d.name.clone(), d.device.clone()))
+            .collect();
+        let report = match part::lvm::scan_report(&pvs) {
+            Ok(r) => r,
+            Err(e) => {
+                notes.push(format!("LVM: {e}"));
+                return;
+            }
+        };
+        for (dev, e) in report.problems {
+            notes.push(format!("{dev}: LVM: {e}"));
+        }
+        for vg in report.groups {
+            notes.extend(vg.notes.iter().map(|n| format!("LVM {}: {n}", vg.name())));
+            for lv in vg.lvs.iter().filter(|l| l.visible()) {
+                let name = format!("/dev/{}/{}", vg.name(), lv.name());
+                match vg.open_lv(lv.name()) {
+                    Ok(device) => devices.push(DeviceEntry {
+                        name,
+                        device,
+                        partition: None,
+                        disk_id: None,
+                        logical_volume: true,
+                    }),
+                    Err(e) => notes.push(format!("{name}: {e}")),
+                }
+            }
+        }
     }
 
     /// The filesystems on every device (whole disks only when they have no partition table).
@@ -186,7 +233,7 @@ impl Guestfs {
                 continue;
             }
             let probe = fs::probe::probe(d.device.as_ref());
-            if d.partition.is_none() && probe.is_none() {
+            if d.partition.is_none() && !d.logical_volume && probe.is_none() {
                 continue;
             }
             let (fs_type, label, uuid, readable) = match probe {

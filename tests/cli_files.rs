@@ -305,3 +305,83 @@ fn several_mounts_form_one_tree() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nowhere"));
 }
+
+/// LVM2 logical volumes appear as `/dev/VG/LV` (fixtures/lvm.img.zst, made by
+/// scripts/make-lvm-fixture.sh; oracle: its manifest, recorded from the LVM tools and the
+/// kernel's device-mapper): sizes equal `lvs`, the ext4 LV is browsable, thin LVs are reported
+/// as unreadable.
+#[test]
+fn lvm_logical_volumes_are_devices() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let img = tmp.path().join("lvm.img");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/lvm.img.zst");
+    run(
+        "zstd",
+        &[
+            "-dqf",
+            fixture.to_str().expect("u"),
+            "-o",
+            img.to_str().expect("u"),
+        ],
+        tmp.path(),
+    );
+    let manifest = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/lvm.manifest"),
+    )
+    .expect("manifest");
+    let lvs: serde_json::Value = serde_json::from_str(
+        manifest
+            .lines()
+            .find_map(|l| l.strip_prefix("json lvs "))
+            .expect("lvs line"),
+    )
+    .expect("json");
+    let i = img.to_str().expect("u");
+    let out = guestctl(&["filesystems", "--json", i]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let size_of = |dev: &str| {
+        list.as_array()
+            .expect("array")
+            .iter()
+            .find(|f| f["device"] == dev)
+            .map(|f| f["size"].as_u64().expect("size"))
+    };
+    for lv in lvs["report"][0]["lv"].as_array().expect("lvs") {
+        let name = lv["lv_name"].as_str().expect("name");
+        let want: u64 = lv["lv_size"].as_str().expect("size").parse().expect("n");
+        match name {
+            "lin" | "str" | "my-data" => {
+                assert_eq!(size_of(&format!("/dev/fixvg/{name}")), Some(want), "{name}")
+            }
+            // Thin LVs cannot be read; hidden sub-LVs are not devices.
+            _ => assert_eq!(size_of(&format!("/dev/fixvg/{name}")), None, "{name}"),
+        }
+    }
+    let notes = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        notes.contains("/dev/fixvg/thin") && notes.contains("thin"),
+        "{notes}"
+    );
+    let lin = list
+        .as_array()
+        .expect("a")
+        .iter()
+        .find(|f| f["device"] == "/dev/fixvg/lin")
+        .expect("lin");
+    assert_eq!(
+        (lin["type"].as_str(), lin["label"].as_str()),
+        (Some("ext4"), Some("lvm-lin"))
+    );
+    let out = guestctl(&["ls", "-R", "-m", "/dev/fixvg/lin", i, "/"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.stdout.is_empty());
+}

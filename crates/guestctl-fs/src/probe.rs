@@ -108,7 +108,12 @@ pub fn probe(dev: &dyn BlockDevice) -> Option<Probe> {
             );
         }
         if head.len() >= 1024 && &head[512..520] == b"LABELONE" && &head[536..544] == b"LVM2 001" {
-            return p("LVM2_member", String::new(), text(&head[544..576]), false);
+            return p(
+                "LVM2_member",
+                String::new(),
+                lvm_uuid(&text(&head[544..576])),
+                false,
+            );
         }
     }
     if let Some(sb) = read(dev, 1024, 1024) {
@@ -142,4 +147,21 @@ pub fn probe(dev: &dyn BlockDevice) -> Option<Probe> {
         }
     }
     None
+}
+
+/// An LVM UUID as blkid and the LVM tools print it: 32 characters in groups of 6-4-4-4-4-4-6.
+fn lvm_uuid(raw: &str) -> String {
+    if raw.len() != 32 || !raw.is_ascii() {
+        return raw.to_string();
+    }
+    let mut out = String::with_capacity(38);
+    let mut at = 0;
+    for (i, n) in [6, 4, 4, 4, 4, 4, 6].into_iter().enumerate() {
+        if i > 0 {
+            out.push('-');
+        }
+        out.push_str(&raw[at..at + n]);
+        at += n;
+    }
+    out
 }

@@ -255,7 +255,7 @@ fn resolve_spec<'a>(spec: &str, candidates: &'a [Candidate]) -> Result<&'a Candi
             Some(d) => candidates.iter().find(|c| c.device == d),
             None => {
                 return Err(format!(
-                    "{spec}: device names like this (LVM, md, mapper) are not mapped yet"
+                    "{spec}: device names like this (md RAID, crypt, multipath) are not mapped"
                 ))
             }
         },
@@ -267,6 +267,14 @@ fn resolve_spec<'a>(spec: &str, candidates: &'a [Candidate]) -> Result<&'a Candi
 /// same: disks are named by their order, whatever the guest's driver called them).
 /// `/dev/nvme0n1p2` → `/dev/sda2`.
 pub(crate) fn guest_dev_to_ours(dev: &str) -> Option<String> {
+    // LVM: `/dev/mapper/VG-LV` and `/dev/VG/LV` are both our `/dev/VG/LV`.
+    if let Some((vg, lv)) = dev
+        .strip_prefix("/dev/mapper/")
+        .and_then(guestctl_part::lvm::parse_mapper_name)
+        .or_else(|| guestctl_part::lvm::parse_lv_path(dev))
+    {
+        return Some(format!("/dev/{vg}/{lv}"));
+    }
     let rest = dev.strip_prefix("/dev/")?;
     if let Some(n) = rest.strip_prefix("nvme") {
         // nvme<ctrl>n<ns>[p<part>]
@@ -615,7 +623,19 @@ mod tests {
             guest_dev_to_ours("/dev/nvme0n1p3").as_deref(),
             Some("/dev/sda3")
         );
-        assert_eq!(guest_dev_to_ours("/dev/mapper/vg-root"), None);
+        assert_eq!(
+            guest_dev_to_ours("/dev/mapper/vg-root").as_deref(),
+            Some("/dev/vg/root")
+        );
+        assert_eq!(
+            guest_dev_to_ours("/dev/mapper/my--vg-my--root").as_deref(),
+            Some("/dev/my-vg/my-root")
+        );
+        assert_eq!(
+            guest_dev_to_ours("/dev/rhel/root").as_deref(),
+            Some("/dev/rhel/root")
+        );
+        assert_eq!(guest_dev_to_ours("/dev/md0"), None);
         assert_eq!(guest_dev_to_ours("/dev/sda1x"), None);
     }
 }
