@@ -13,7 +13,7 @@ use super::ImageOpts;
 
 /// Disks and which filesystem to use, shared by the file commands.
 #[derive(Args, Debug)]
-pub struct Disks {
+pub(crate) struct Disks {
     /// The disk image.
     image: PathBuf,
     /// More disks (the second is /dev/sdb, ...).
@@ -37,7 +37,7 @@ impl Disks {
         Ok(g)
     }
 
-    fn filesystem(&self) -> anyhow::Result<Arc<dyn Filesystem>> {
+    pub(crate) fn filesystem(&self) -> anyhow::Result<Arc<dyn Filesystem>> {
         let g = self.launch()?;
         let dev = match &self.mount {
             Some(d) => d.split(':').next().unwrap_or(d).to_string(),

@@ -101,7 +101,13 @@ impl<'a> Sink<'a> {
         self.summary.entries += 1;
     }
 
-    pub(crate) fn summary(&self) -> Summary {
+    /// Reports a fatal error of one export as an error problem (to go on with the next).
+    pub fn report(&mut self, error: Error) {
+        self.error(error);
+    }
+
+    /// The counts so far.
+    pub fn summary(&self) -> Summary {
         self.summary
     }
 }
