@@ -119,3 +119,6 @@ impl std::fmt::Debug for Sink<'_> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests;
