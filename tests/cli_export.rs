@@ -264,6 +264,16 @@ fn tar_out_exclude_and_failures() {
     assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("o.tar"));
     assert_eq!(std::fs::read_dir(&fail_dir).expect("ls").count(), 0);
+    // The same through the compressor thread (random data does not compress below the limit).
+    let o = Command::new("prlimit")
+        .args(["--fsize=1000000", "--"])
+        .arg(env!("CARGO_BIN_EXE_guestctl"))
+        .args(["tar-out", "--compress", "zstd", i, "/", out.to_str().expect("u")])
+        .output()
+        .expect("prlimit");
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("file-size limit") || String::from_utf8_lossy(&o.stderr).contains("too large"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_dir(&fail_dir).expect("ls").count(), 0);
 }
 
 #[test]

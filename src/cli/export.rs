@@ -177,7 +177,7 @@ pub fn tar_out(a: TarOutArgs) -> anyhow::Result<()> {
         };
         let mut sink = Sink::new(&mut problems).with_progress(&tick);
         let out = if a.out.as_os_str() == "-" {
-            TarOutput::Writer(std::io::stdout().lock())
+            TarOutput::Writer(std::io::stdout())
         } else {
             TarOutput::Path(&a.out)
         };

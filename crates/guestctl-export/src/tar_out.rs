@@ -75,7 +75,7 @@ pub enum TarOutput<'a, W: Write> {
 /// tar archive. Per-entry failures go to `sink` and the archive is still completed; a fatal
 /// error (the directory does not exist, the output cannot be written) removes the temporary
 /// output and returns `Err`.
-pub fn tar_out<W: Write>(
+pub fn tar_out<W: Write + Send>(
     fs: &dyn Filesystem,
     dir: &str,
     out: TarOutput<'_, W>,
@@ -194,8 +194,51 @@ impl<W: Write> Enc<W> {
     }
 }
 
+/// Bytes handed to the compressor thread at a time.
+const PIPE_BUF: usize = 1 << 20;
+/// Buffers in flight between the tar writer and the compressor thread.
+const PIPE_DEPTH: usize = 4;
+
+/// The tar stream's end of the pipe to the compressor thread.
+struct Pipe {
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    buf: Vec<u8>,
+}
+
+impl Pipe {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(PIPE_BUF));
+        match &self.tx {
+            Some(tx) => tx
+                .send(full)
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the compressor stopped")),
+            None => Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "pipe closed")),
+        }
+    }
+}
+
+impl Write for Pipe {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = data.len().min(PIPE_BUF - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() >= PIPE_BUF {
+            self.send()?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes the archive to `w`, compressed as asked. Compression runs on its own thread fed
+/// through a bounded channel, so it overlaps reading the guest and building the stream (like
+/// `tar | zstd`).
 #[allow(clippy::too_many_arguments)]
-fn write_archive<W: Write>(
+fn write_archive<W: Write + Send>(
     fs: &dyn Filesystem,
     base: &[u8],
     start: Item,
@@ -205,15 +248,63 @@ fn write_archive<W: Write>(
     sink: &mut Sink<'_>,
     label: &Path,
 ) -> Result<W> {
-    let enc = Enc::new(w, opts.compression)
-        .map_err(|e| Error::host(label, "cannot start the compressor", e))?;
+    let c = opts.compression;
+    if c == Compression::None {
+        return build(fs, base, start, w, opts, owners, sink, label);
+    }
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(PIPE_DEPTH);
+        let compressor = s.spawn(move || -> std::io::Result<W> {
+            let mut enc = Enc::new(w, c)?;
+            for buf in rx {
+                enc.write_all(&buf)?;
+            }
+            enc.finish()
+        });
+        let pipe = Pipe {
+            tx: Some(tx),
+            buf: Vec::with_capacity(PIPE_BUF),
+        };
+        let built = build(fs, base, start, pipe, opts, owners, sink, label).and_then(|mut p| {
+            p.send()
+                .map_err(|e| Error::host(label, "cannot write the archive", e))?;
+            p.tx = None;
+            Ok(())
+        });
+        // Whether `built` failed or not, its pipe end is dropped now: the thread ends.
+        let joined = compressor.join();
+        match (built, joined) {
+            (_, Ok(Err(e))) => Err(Error::host(label, "cannot write the compressed archive", e)),
+            (_, Err(_)) => Err(Error::host(
+                label,
+                "the compressor thread failed",
+                std::io::Error::other("panicked"),
+            )),
+            (Err(e), Ok(Ok(_))) => Err(e),
+            (Ok(()), Ok(Ok(w))) => Ok(w),
+        }
+    })
+}
+
+/// Walks and writes the tar stream into `o`; returns `o` after the end-of-archive blocks.
+#[allow(clippy::too_many_arguments)]
+fn build<O: Write>(
+    fs: &dyn Filesystem,
+    base: &[u8],
+    start: Item,
+    o: O,
+    opts: &TarOptions,
+    owners: Option<Owners>,
+    sink: &mut Sink<'_>,
+    label: &Path,
+) -> Result<O> {
     let mut v = TarVisitor {
         fs,
         base,
         opts,
         owners,
         label,
-        builder: tar::Builder::new(enc),
+        builder: tar::Builder::new(o),
         claimed: HashMap::new(),
         failed_inodes: HashSet::new(),
         batch: Vec::new(),
@@ -222,12 +313,9 @@ fn write_archive<W: Write>(
     };
     walk(fs, base, start, &opts.excludes, sink, &mut v)?;
     v.flush(sink)?;
-    let enc = v
-        .builder
+    v.builder
         .into_inner()
-        .map_err(|e| Error::host(label, "cannot write the archive", e))?;
-    enc.finish()
-        .map_err(|e| Error::host(label, "cannot finish the compressed stream", e))
+        .map_err(|e| Error::host(label, "cannot write the archive", e))
 }
 
 /// How an entry's body is produced.
@@ -264,7 +352,7 @@ struct TarVisitor<'a, W: Write> {
     opts: &'a TarOptions,
     owners: Option<Owners>,
     label: &'a Path,
-    builder: tar::Builder<Enc<W>>,
+    builder: tar::Builder<W>,
     /// inode → first archive name, for hard links.
     claimed: HashMap<u64, Vec<u8>>,
     /// Inodes whose first path could not be stored.
