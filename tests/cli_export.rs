@@ -76,7 +76,14 @@ touch -h -d @1500099999 "dir-{long}/f" "dir-{long}"
     let img = dir.join("disk.img");
     run(
         "mkfs.ext4",
-        &["-q", "-F", "-d", src.to_str().expect("u"), img.to_str().expect("u"), "64M"],
+        &[
+            "-q",
+            "-F",
+            "-d",
+            src.to_str().expect("u"),
+            img.to_str().expect("u"),
+            "64M",
+        ],
         dir,
     );
     for cmd in ["mknod chr c 4 5", "mknod blk b 8 17"] {
@@ -136,14 +143,25 @@ fn tar_out_round_trips_through_gnu_tar() {
     let tarf = t.join("out.tar");
     let o = guestctl(&["tar-out", "--xattrs", i, "/", tarf.to_str().expect("u")]);
     ok(&o);
-    assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 
     // Extract with GNU tar and compare with the source tree.
     let x = t.join("x");
     std::fs::create_dir(&x).expect("mkdir");
     run(
         "tar",
-        &["--xattrs", "--xattrs-include=user.*", "-xpf", tarf.to_str().expect("u"), "-C", "x"],
+        &[
+            "--xattrs",
+            "--xattrs-include=user.*",
+            "-xpf",
+            tarf.to_str().expect("u"),
+            "-C",
+            "x",
+        ],
         t,
     );
     let want = listing(&src);
@@ -152,13 +170,25 @@ fn tar_out_round_trips_through_gnu_tar() {
     assert_eq!(sums(&x), sums(&src));
     assert_eq!(ino(&x.join("d/a")), ino(&x.join("d/hard")));
     assert_eq!(ino(&x.join("d/a")), ino(&x.join("sub-hard-elsewhere")));
-    let o = run("getfattr", &["--only-values", "-n", "user.color", "d/a"], &x);
+    let o = run(
+        "getfattr",
+        &["--only-values", "-n", "user.color", "d/a"],
+        &x,
+    );
     assert_eq!(o.stdout, b"blue");
-    let o = run("getfattr", &["--only-values", "-n", "user.note", "big.bin"], &x);
+    let o = run(
+        "getfattr",
+        &["--only-values", "-n", "user.note", "big.bin"],
+        &x,
+    );
     assert_eq!(o.stdout, b"two words");
 
     // Names, owners and devices as GNU tar lists them.
-    let o = run("tar", &["-tvf", tarf.to_str().expect("u"), "--numeric-owner"], t);
+    let o = run(
+        "tar",
+        &["-tvf", tarf.to_str().expect("u"), "--numeric-owner"],
+        t,
+    );
     let listing_num = String::from_utf8_lossy(&o.stdout).into_owned();
     let line = |text: &str, suffix: &str| -> String {
         text.lines()
@@ -170,8 +200,14 @@ fn tar_out_round_trips_through_gnu_tar() {
     assert!(line(&listing_num, " ./private/").starts_with("drwxr-s--- 1000/1000 "));
     assert!(line(&listing_num, " ./sticky/").starts_with("drwxrwxrwt 0/0 "));
     // debugfs mknod makes mode 0 nodes.
-    assert!(line(&listing_num, "./chr").starts_with("c--------- 0/0"), "{listing_num}");
-    assert!(line(&listing_num, "./blk").starts_with("b--------- 0/0"), "{listing_num}");
+    assert!(
+        line(&listing_num, "./chr").starts_with("c--------- 0/0"),
+        "{listing_num}"
+    );
+    assert!(
+        line(&listing_num, "./blk").starts_with("b--------- 0/0"),
+        "{listing_num}"
+    );
     assert!(line(&listing_num, "./chr").contains(" 4,5 "));
     assert!(line(&listing_num, "./blk").contains(" 8,17 "));
     assert!(line(&listing_num, "./fifo").starts_with('p'));
@@ -180,7 +216,10 @@ fn tar_out_round_trips_through_gnu_tar() {
     assert!(hard.starts_with('h'), "{hard}");
     let o = run("tar", &["-tvf", tarf.to_str().expect("u")], t);
     let named = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(line(&named, " ./d/a").starts_with("-rwsr-xr-x alice/staff "), "{named}");
+    assert!(
+        line(&named, " ./d/a").starts_with("-rwsr-xr-x alice/staff "),
+        "{named}"
+    );
 
     // python3's tarfile: the xattr PAX record and the non-UTF-8 and long names.
     let py = r#"
@@ -198,22 +237,51 @@ for m in t:
 "#;
     let o = run("python3", &["-c", py, tarf.to_str().expect("u")], t);
     let py_out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(py_out.contains("xattr blue alice staff 1000 1000"), "{py_out}");
+    assert!(
+        py_out.contains("xattr blue alice staff 1000 1000"),
+        "{py_out}"
+    );
     assert!(py_out.contains("nonutf8 8"), "{py_out}");
-    assert!(py_out.contains(&format!("long {}", "./d/sub/deeper/".len() + 150)), "{py_out}");
-    assert!(py_out.contains(&format!("longlink {}", "/a/target/that/is/longer/than/one/hundred/bytes/".len() + 150)), "{py_out}");
+    assert!(
+        py_out.contains(&format!("long {}", "./d/sub/deeper/".len() + 150)),
+        "{py_out}"
+    );
+    assert!(
+        py_out.contains(&format!(
+            "longlink {}",
+            "/a/target/that/is/longer/than/one/hundred/bytes/".len() + 150
+        )),
+        "{py_out}"
+    );
 
     // --numeric-owner: no names (GNU tar then shows numbers).
     let numf = t.join("num.tar");
-    ok(&guestctl(&["tar-out", "--numeric-owner", i, "/d", numf.to_str().expect("u")]));
+    ok(&guestctl(&[
+        "tar-out",
+        "--numeric-owner",
+        i,
+        "/d",
+        numf.to_str().expect("u"),
+    ]));
     let o = run("tar", &["-tvf", numf.to_str().expect("u")], t);
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(line(&text, " ./a").starts_with("-rwsr-xr-x 1000/1000 "), "{text}");
+    assert!(
+        line(&text, " ./a").starts_with("-rwsr-xr-x 1000/1000 "),
+        "{text}"
+    );
 
     // Compression: the system tools decompress to the same archive.
     for (flag, tool, name) in [("gzip", "gzip", "out.tgz"), ("zstd", "zstd", "out.tar.zst")] {
         let p = t.join(name);
-        ok(&guestctl(&["tar-out", "--xattrs", "--compress", flag, i, "/", p.to_str().expect("u")]));
+        ok(&guestctl(&[
+            "tar-out",
+            "--xattrs",
+            "--compress",
+            flag,
+            i,
+            "/",
+            p.to_str().expect("u"),
+        ]));
         let o = run(tool, &["-dc", p.to_str().expect("u")], t);
         assert_eq!(o.stdout, std::fs::read(&tarf).expect("read"), "{flag}");
     }
@@ -232,7 +300,15 @@ fn tar_out_exclude_and_failures() {
     let i = img.to_str().expect("u");
     let out = t.join("ex.tar");
     ok(&guestctl(&[
-        "tar-out", "--exclude", "*.bin", "--exclude", "sub", "--exclude", "etc/group", i, "/",
+        "tar-out",
+        "--exclude",
+        "*.bin",
+        "--exclude",
+        "sub",
+        "--exclude",
+        "etc/group",
+        i,
+        "/",
         out.to_str().expect("u"),
     ]));
     let o = run("tar", &["-tf", out.to_str().expect("u")], t);
@@ -251,7 +327,12 @@ fn tar_out_exclude_and_failures() {
     let o = guestctl(&["tar-out", i, "/no/such/dir", out.to_str().expect("u")]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/no/such/dir"));
-    let o = guestctl(&["tar-out", i, "/", t.join("missing/o.tar").to_str().expect("u")]);
+    let o = guestctl(&[
+        "tar-out",
+        i,
+        "/",
+        t.join("missing/o.tar").to_str().expect("u"),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(!t.join("missing").exists());
     // The file-size limit hits in the middle of the archive (EFBIG).
@@ -261,18 +342,40 @@ fn tar_out_exclude_and_failures() {
         .args(["tar-out", i, "/", out.to_str().expect("u")])
         .output()
         .expect("prlimit");
-    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(String::from_utf8_lossy(&o.stderr).contains("o.tar"));
     assert_eq!(std::fs::read_dir(&fail_dir).expect("ls").count(), 0);
     // The same through the compressor thread (random data does not compress below the limit).
     let o = Command::new("prlimit")
         .args(["--fsize=1000000", "--"])
         .arg(env!("CARGO_BIN_EXE_guestctl"))
-        .args(["tar-out", "--compress", "zstd", i, "/", out.to_str().expect("u")])
+        .args([
+            "tar-out",
+            "--compress",
+            "zstd",
+            i,
+            "/",
+            out.to_str().expect("u"),
+        ])
         .output()
         .expect("prlimit");
-    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("file-size limit") || String::from_utf8_lossy(&o.stderr).contains("too large"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("file-size limit")
+            || String::from_utf8_lossy(&o.stderr).contains("too large"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_eq!(std::fs::read_dir(&fail_dir).expect("ls").count(), 0);
 }
 
@@ -325,7 +428,9 @@ fn copy_out_files_and_trees() {
     let strip = |v: Vec<String>| v;
     assert_eq!(strip(listing(&all)), strip(listing(&src)));
     assert_eq!(sums(&all), sums(&src));
-    assert!(std::fs::read_dir(&all)
-        .expect("ls")
-        .all(|e| !e.expect("e").file_name().to_string_lossy().ends_with(".part")));
+    assert!(std::fs::read_dir(&all).expect("ls").all(|e| !e
+        .expect("e")
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".part")));
 }

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
-use guestctl::export::{self, Compression, CopyOptions, Excludes, Problem, Severity, Sink, TarOptions, TarOutput};
+use guestctl::export::{
+    self, Compression, CopyOptions, Excludes, Problem, Severity, Sink, TarOptions, TarOutput,
+};
 
 use super::files::Disks;
 
@@ -92,8 +94,10 @@ fn progress_bar() -> Option<indicatif::ProgressBar> {
     }
     let pb = indicatif::ProgressBar::new_spinner();
     pb.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {bytes} copied ({bytes_per_sec}) {elapsed}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {bytes} copied ({bytes_per_sec}) {elapsed}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
     );
     pb.enable_steady_tick(std::time::Duration::from_millis(200));
     Some(pb)
@@ -185,7 +189,13 @@ pub fn tar_out(a: TarOutArgs) -> anyhow::Result<()> {
         if let Some(pb) = &pb {
             pb.finish_and_clear();
         }
-        r.with_context(|| format!("tar-out of {} failed; nothing was written to {}", a.dir, a.out.display()))?
+        r.with_context(|| {
+            format!(
+                "tar-out of {} failed; nothing was written to {}",
+                a.dir,
+                a.out.display()
+            )
+        })?
     };
     finish(summary, "tar-out")
 }

@@ -64,8 +64,7 @@ pub fn copy_out(
         }
         Err(e) => return Err(Error::host(dest, "cannot use the destination directory", e)),
     }
-    let node =
-        resolve_path(fs, base, false).map_err(|e| Error::guest(base, "cannot open", e))?;
+    let node = resolve_path(fs, base, false).map_err(|e| Error::guest(base, "cannot open", e))?;
     let meta = fs
         .metadata(node)
         .map_err(|e| Error::guest(base, "cannot read metadata", e))?;
@@ -126,7 +125,7 @@ fn timespec(t: Option<Timestamp>) -> Timespec {
     match t {
         Some(t) => Timespec {
             tv_sec: t.secs,
-            tv_nsec: i64::from(t.nanos).into(),
+            tv_nsec: i64::from(t.nanos),
         },
         None => Timespec {
             tv_sec: 0,
@@ -186,7 +185,11 @@ impl CopyVisitor<'_> {
     }
 
     /// Renames the finished temporary into place (never replacing without `force`).
-    fn place<F>(&self, tmp: tempfile::NamedTempFile<F>, host: &Path) -> std::result::Result<(), Error> {
+    fn place<F>(
+        &self,
+        tmp: tempfile::NamedTempFile<F>,
+        host: &Path,
+    ) -> std::result::Result<(), Error> {
         let r = if self.opts.force {
             tmp.persist(host).map(drop)
         } else {
@@ -267,7 +270,13 @@ impl CopyVisitor<'_> {
         self.place(tmp, host)
     }
 
-    fn copy_symlink(&self, node: NodeId, m: &Metadata, host: &Path, rel: &[u8]) -> std::result::Result<(), Error> {
+    fn copy_symlink(
+        &self,
+        node: NodeId,
+        m: &Metadata,
+        host: &Path,
+        rel: &[u8],
+    ) -> std::result::Result<(), Error> {
         let target = self
             .fs
             .read_link(node)
@@ -299,14 +308,25 @@ impl CopyVisitor<'_> {
             .prefix(&format!(".{name}."))
             .suffix(".part")
             .make_in(parent, |p| {
-                rustix::fs::mknodat(CWD, p, rustix::fs::FileType::Fifo, Mode::from_raw_mode(0o600), 0)
-                    .map_err(std::io::Error::from)
+                rustix::fs::mknodat(
+                    CWD,
+                    p,
+                    rustix::fs::FileType::Fifo,
+                    Mode::from_raw_mode(0o600),
+                    0,
+                )
+                .map_err(std::io::Error::from)
             })
             .map_err(|e| Error::host(parent, "cannot create a fifo", e))?;
         // Opening a fifo would block: chmod/utimens by name. The name is our fresh fifo in a
         // checked directory; utimensat does not follow links.
-        rustix::fs::chmodat(CWD, tmp.path(), Mode::from_raw_mode(m.mode & 0o7777), AtFlags::empty())
-            .map_err(|e| Error::host(host, "cannot set the fifo's mode", e.into()))?;
+        rustix::fs::chmodat(
+            CWD,
+            tmp.path(),
+            Mode::from_raw_mode(m.mode & 0o7777),
+            AtFlags::empty(),
+        )
+        .map_err(|e| Error::host(host, "cannot set the fifo's mode", e.into()))?;
         rustix::fs::utimensat(CWD, tmp.path(), &timestamps(m), AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| Error::host(host, "cannot set the fifo's times", e.into()))?;
         self.place(tmp, host)
@@ -370,11 +390,17 @@ impl Visitor for CopyVisitor<'_> {
             FileType::CharDevice | FileType::BlockDevice | FileType::Socket => {
                 sink.warning(Error::skipped(
                     &self.gpath(&item.rel),
-                    format!("{} skipped (copy-out does not create device nodes or sockets)", m.file_type.as_str()),
+                    format!(
+                        "{} skipped (copy-out does not create device nodes or sockets)",
+                        m.file_type.as_str()
+                    ),
                 ));
                 return Ok(Visit::Skip);
             }
-            _ => Err(Error::skipped(&self.gpath(&item.rel), "skipped: unknown file type")),
+            _ => Err(Error::skipped(
+                &self.gpath(&item.rel),
+                "skipped: unknown file type",
+            )),
         };
         match r {
             Ok(()) => sink.entry(),
@@ -398,7 +424,11 @@ impl Visitor for CopyVisitor<'_> {
             rustix::fs::futimens(&fd, &timestamps(&item.meta))
         });
         if let Err(e) = r {
-            sink.error(Error::host(host, "cannot set the directory's mode and times", e.into()));
+            sink.error(Error::host(
+                host,
+                "cannot set the directory's mode and times",
+                e.into(),
+            ));
         }
         Ok(())
     }

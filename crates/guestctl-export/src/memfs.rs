@@ -87,15 +87,33 @@ impl MemFs {
     }
 
     pub fn dir(&mut self, parent: u64, name: &[u8]) -> u64 {
-        self.add(parent, name, FileType::Directory, 0o755, Body::Dir(Vec::new()))
+        self.add(
+            parent,
+            name,
+            FileType::Directory,
+            0o755,
+            Body::Dir(Vec::new()),
+        )
     }
 
     pub fn file(&mut self, parent: u64, name: &[u8], data: &[u8]) -> u64 {
-        self.add(parent, name, FileType::Regular, 0o644, Body::File(data.to_vec()))
+        self.add(
+            parent,
+            name,
+            FileType::Regular,
+            0o644,
+            Body::File(data.to_vec()),
+        )
     }
 
     pub fn symlink(&mut self, parent: u64, name: &[u8], target: &[u8]) -> u64 {
-        self.add(parent, name, FileType::Symlink, 0o777, Body::Link(target.to_vec()))
+        self.add(
+            parent,
+            name,
+            FileType::Symlink,
+            0o777,
+            Body::Link(target.to_vec()),
+        )
     }
 
     pub fn special(&mut self, parent: u64, name: &[u8], t: FileType) -> u64 {
@@ -140,7 +158,10 @@ impl Filesystem for MemFs {
                     file_type: FileType::Unknown,
                 })
                 .collect()),
-            _ => Err(Error::new(guestctl_fs::ErrorKind::NotADirectory, "not a directory")),
+            _ => Err(Error::new(
+                guestctl_fs::ErrorKind::NotADirectory,
+                "not a directory",
+            )),
         }
     }
     fn read_at(&self, node: NodeId, offset: u64, buf: &mut [u8]) -> Result<usize> {
@@ -155,13 +176,19 @@ impl Filesystem for MemFs {
                 buf[..len].copy_from_slice(&d[off..off + len]);
                 Ok(len)
             }
-            _ => Err(Error::new(guestctl_fs::ErrorKind::IsADirectory, "not a file")),
+            _ => Err(Error::new(
+                guestctl_fs::ErrorKind::IsADirectory,
+                "not a file",
+            )),
         }
     }
     fn read_link(&self, node: NodeId) -> Result<Vec<u8>> {
         match &self.node(node)?.body {
             Body::Link(t) => Ok(t.clone()),
-            _ => Err(Error::new(guestctl_fs::ErrorKind::InvalidInput, "not a link")),
+            _ => Err(Error::new(
+                guestctl_fs::ErrorKind::InvalidInput,
+                "not a link",
+            )),
         }
     }
     fn xattrs(&self, node: NodeId) -> Result<Vec<Xattr>> {

@@ -78,7 +78,10 @@ pub(crate) fn parse(data: &[u8]) -> HashMap<u32, Vec<u8>> {
         {
             continue;
         }
-        let Some(id) = std::str::from_utf8(id).ok().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(id) = std::str::from_utf8(id)
+            .ok()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         map.entry(id).or_insert_with(|| name.to_vec());

@@ -119,7 +119,11 @@ pub fn tar_out<W: Write + Send>(
             w.into_inner()
                 .map_err(|e| Error::host(path, "cannot write the archive", e.into_error()))?;
             tmp.persist(path).map_err(|e| {
-                Error::host(path, "cannot rename the finished archive into place", e.error)
+                Error::host(
+                    path,
+                    "cannot rename the finished archive into place",
+                    e.error,
+                )
             })?;
         }
     }
@@ -212,10 +216,13 @@ impl Pipe {
         }
         let full = std::mem::replace(&mut self.buf, Vec::with_capacity(PIPE_BUF));
         match &self.tx {
-            Some(tx) => tx
-                .send(full)
-                .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the compressor stopped")),
-            None => Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "pipe closed")),
+            Some(tx) => tx.send(full).map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the compressor stopped")
+            }),
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "pipe closed",
+            )),
         }
     }
 }
@@ -374,7 +381,12 @@ fn archive_name(rel: &[u8], dir: bool) -> Vec<u8> {
 }
 
 /// Reads `buf.len()` bytes at `off` (short only at the end of the file).
-fn read_full(fs: &dyn Filesystem, node: NodeId, off: u64, buf: &mut [u8]) -> guestctl_fs::Result<usize> {
+fn read_full(
+    fs: &dyn Filesystem,
+    node: NodeId,
+    off: u64,
+    buf: &mut [u8],
+) -> guestctl_fs::Result<usize> {
     let mut done = 0;
     while done < buf.len() {
         let n = fs.read_at(node, off + done as u64, &mut buf[done..])?;
@@ -482,7 +494,11 @@ impl<W: Write> TarVisitor<'_, W> {
         }
         if !pax.is_empty() {
             let mut h = tar::Header::new_gnu();
-            let base = p.name.rsplit(|&b| b == b'/').find(|c| !c.is_empty()).unwrap_or(b".");
+            let base = p
+                .name
+                .rsplit(|&b| b == b'/')
+                .find(|c| !c.is_empty())
+                .unwrap_or(b".");
             let mut n = b"./PaxHeaders/".to_vec();
             n.extend_from_slice(&base[..base.len().min(100 - n.len())]);
             h.as_old_mut().name[..n.len()].copy_from_slice(&n);
@@ -558,7 +574,12 @@ impl<W: Write> TarVisitor<'_, W> {
         Ok(())
     }
 
-    fn take_xattrs(&self, p: &Pending, x: Option<guestctl_fs::Result<Vec<Xattr>>>, sink: &mut Sink<'_>) -> Vec<Xattr> {
+    fn take_xattrs(
+        &self,
+        p: &Pending,
+        x: Option<guestctl_fs::Result<Vec<Xattr>>>,
+        sink: &mut Sink<'_>,
+    ) -> Vec<Xattr> {
         match x {
             Some(Ok(x)) => x,
             Some(Err(e)) => {
@@ -573,7 +594,13 @@ impl<W: Write> TarVisitor<'_, W> {
         }
     }
 
-    fn fail(&mut self, p: &Pending, what: &'static str, e: guestctl_fs::Error, sink: &mut Sink<'_>) {
+    fn fail(
+        &mut self,
+        p: &Pending,
+        what: &'static str,
+        e: guestctl_fs::Error,
+        sink: &mut Sink<'_>,
+    ) {
         if p.item.meta.nlink > 1 {
             self.failed_inodes.insert(p.item.meta.inode);
         }
@@ -612,7 +639,9 @@ impl<W: Write> TarVisitor<'_, W> {
                 let mut h = self.header(p, 0, Some(target), &xattrs, sink)?;
                 h.set_entry_type(tar::EntryType::Link);
                 h.set_cksum();
-                self.builder.append(&h, std::io::empty()).map_err(|e| self.io(e))?;
+                self.builder
+                    .append(&h, std::io::empty())
+                    .map_err(|e| self.io(e))?;
             }
             Body::Symlink => {
                 let target = match l.target {
@@ -635,7 +664,9 @@ impl<W: Write> TarVisitor<'_, W> {
                 let mut h = self.header(p, 0, Some(&target), &xattrs, sink)?;
                 h.set_entry_type(tar::EntryType::Symlink);
                 h.set_cksum();
-                self.builder.append(&h, std::io::empty()).map_err(|e| self.io(e))?;
+                self.builder
+                    .append(&h, std::io::empty())
+                    .map_err(|e| self.io(e))?;
             }
             Body::None => {
                 let mut h = self.header(p, 0, None, &xattrs, sink)?;
@@ -662,7 +693,9 @@ impl<W: Write> TarVisitor<'_, W> {
                     }
                 }
                 h.set_cksum();
-                self.builder.append(&h, std::io::empty()).map_err(|e| self.io(e))?;
+                self.builder
+                    .append(&h, std::io::empty())
+                    .map_err(|e| self.io(e))?;
             }
         }
         sink.entry();
@@ -689,7 +722,8 @@ impl<W: Write> TarVisitor<'_, W> {
         let mut chunks = std::mem::take(&mut self.chunks);
         let w = self.builder.get_mut();
         let r = (|| -> Result<Option<guestctl_fs::Error>> {
-            w.write_all(h.as_bytes()).map_err(|e| Error::host(self.label, "cannot write the archive", e))?;
+            w.write_all(h.as_bytes())
+                .map_err(|e| Error::host(self.label, "cannot write the archive", e))?;
             let mut off = 0u64;
             let mut first_err = None;
             while off < size {
@@ -704,10 +738,13 @@ impl<W: Write> TarVisitor<'_, W> {
                             Ok(n) if n == want => (want, None),
                             Ok(n) => {
                                 buf[n..want].fill(0);
-                                (want, Some(guestctl_fs::Error::corrupt(format!(
-                                    "file ended at byte {} of {size}; padded with zeros",
-                                    o + n as u64
-                                ))))
+                                (
+                                    want,
+                                    Some(guestctl_fs::Error::corrupt(format!(
+                                        "file ended at byte {} of {size}; padded with zeros",
+                                        o + n as u64
+                                    ))),
+                                )
                             }
                             Err(e) => {
                                 buf[..want].fill(0);
@@ -717,7 +754,8 @@ impl<W: Write> TarVisitor<'_, W> {
                     })
                     .collect();
                 for (buf, (want, err)) in chunks.iter().zip(results) {
-                    w.write_all(&buf[..want]).map_err(|e| Error::host(self.label, "cannot write the archive", e))?;
+                    w.write_all(&buf[..want])
+                        .map_err(|e| Error::host(self.label, "cannot write the archive", e))?;
                     off += want as u64;
                     if first_err.is_none() {
                         first_err = err;
@@ -725,7 +763,8 @@ impl<W: Write> TarVisitor<'_, W> {
                 }
             }
             let pad = (512 - (size % 512) as usize) % 512;
-            w.write_all(&[0u8; 512][..pad]).map_err(|e| Error::host(self.label, "cannot write the archive", e))?;
+            w.write_all(&[0u8; 512][..pad])
+                .map_err(|e| Error::host(self.label, "cannot write the archive", e))?;
             Ok(first_err)
         })();
         self.chunks = chunks;
@@ -750,10 +789,9 @@ impl<W: Write> Visitor for TarVisitor<'_, W> {
         let mut body = match m.file_type {
             FileType::Regular => Body::Small,
             FileType::Symlink => Body::Symlink,
-            FileType::Directory
-            | FileType::CharDevice
-            | FileType::BlockDevice
-            | FileType::Fifo => Body::None,
+            FileType::Directory | FileType::CharDevice | FileType::BlockDevice | FileType::Fifo => {
+                Body::None
+            }
             FileType::Socket => {
                 sink.warning(Error::skipped(
                     &guest_path(self.base, &item.rel),

@@ -15,7 +15,11 @@ use crate::{
 fn hostile() -> MemFs {
     let mut fs = MemFs::new();
     let etc = fs.dir(1, b"etc");
-    fs.file(etc, b"passwd", b"root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/:/bin/sh\n");
+    fs.file(
+        etc,
+        b"passwd",
+        b"root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/:/bin/sh\n",
+    );
     fs.file(etc, b"group", b"staff:x:1000:\n");
     let top = fs.dir(1, b"top");
     fs.file(top, b"..", b"escape via dotdot");
@@ -66,7 +70,12 @@ fn tree(root: &Path) -> Vec<String> {
         for e in std::fs::read_dir(&d).expect("read_dir") {
             let e = e.expect("entry");
             let m = std::fs::symlink_metadata(e.path()).expect("lstat");
-            let rel = e.path().strip_prefix(root).expect("prefix").to_string_lossy().into_owned();
+            let rel = e
+                .path()
+                .strip_prefix(root)
+                .expect("prefix")
+                .to_string_lossy()
+                .into_owned();
             let t = if m.is_dir() {
                 'd'
             } else if m.file_type().is_symlink() {
@@ -96,8 +105,13 @@ fn copy_out_of_a_hostile_tree_stays_inside_dest() {
     let s = copy_out(&fs, "/top", &dest, &CopyOptions::default(), &mut sink).expect("copy");
     drop(sink_fn);
     // Nothing beside dest.
-    assert_eq!(tree(outer.path()).first().map(String::as_str), Some("d dest"));
-    assert!(tree(outer.path()).iter().all(|p| p.starts_with("d dest") || p.contains("dest/")));
+    assert_eq!(
+        tree(outer.path()).first().map(String::as_str),
+        Some("d dest")
+    );
+    assert!(tree(outer.path())
+        .iter()
+        .all(|p| p.starts_with("d dest") || p.contains("dest/")));
     let got = tree(&dest);
     assert_eq!(
         got,
@@ -125,7 +139,11 @@ fn copy_out_of_a_hostile_tree_stays_inside_dest() {
         std::fs::read(dest.join("top/zz-after-errors")).expect("read"),
         b"still copied"
     );
-    let text = problems.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>().join("\n");
+    let text = problems
+        .iter()
+        .map(|(_, s)| s.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
     for want in [
         "name is . or ..",
         "name contains '/'",
@@ -202,7 +220,10 @@ fn copy_out_never_writes_through_an_existing_host_symlink() {
     assert!(problems.is_empty(), "{problems:?}");
     assert_eq!(std::fs::read(victim.join("f")).expect("r"), b"host data");
     assert_eq!(std::fs::read(dest.join("d/f")).expect("r"), b"guest data");
-    assert!(!std::fs::symlink_metadata(dest.join("d/f")).expect("m").file_type().is_symlink());
+    assert!(!std::fs::symlink_metadata(dest.join("d/f"))
+        .expect("m")
+        .file_type()
+        .is_symlink());
 }
 
 #[test]
@@ -217,8 +238,8 @@ fn tar_out_of_a_hostile_tree_reads_back_and_goes_on_after_errors() {
         xattrs: true,
         ..TarOptions::default()
     };
-    let s = tar_out::<std::io::Sink>(&fs, "/", TarOutput::Path(&out), &opts, &mut sink)
-        .expect("tar");
+    let s =
+        tar_out::<std::io::Sink>(&fs, "/", TarOutput::Path(&out), &opts, &mut sink).expect("tar");
     drop(f);
     assert!(s.errors > 0);
     let mut a = tar::Archive::new(std::fs::File::open(&out).expect("open"));
@@ -235,8 +256,14 @@ fn tar_out_of_a_hostile_tree_reads_back_and_goes_on_after_errors() {
                 .collect(),
             None => Vec::new(),
         };
-        assert!(pax.contains(&("SCHILY.xattr.user.test".into(), b"v\x00\xff".to_vec())), "{name}");
-        assert!(pax.contains(&("mtime".into(), b"1600000000.250000000".to_vec())), "{name}");
+        assert!(
+            pax.contains(&("SCHILY.xattr.user.test".into(), b"v\x00\xff".to_vec())),
+            "{name}"
+        );
+        assert!(
+            pax.contains(&("mtime".into(), b"1600000000.250000000".to_vec())),
+            "{name}"
+        );
         if name == "./top/zz-after-errors" {
             let mut d = Vec::new();
             e.read_to_end(&mut d).expect("read");
@@ -246,12 +273,28 @@ fn tar_out_of_a_hostile_tree_reads_back_and_goes_on_after_errors() {
         assert_eq!(e.header().groupname_bytes(), Some(&b"staff"[..]), "{name}");
         names.push(name);
     }
-    assert!(names.contains(&"./top/zz-after-errors".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"./top/zz-after-errors".to_string()),
+        "{names:?}"
+    );
     assert!(names.contains(&"./top/x".to_string()));
-    assert!(names.iter().all(|n| !n.contains("..") && !n.contains("shadow") && !n.contains("unreadable") && !n.contains("inside")), "{names:?}");
-    let text = problems.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>().join("\n");
+    assert!(
+        names.iter().all(|n| !n.contains("..")
+            && !n.contains("shadow")
+            && !n.contains("unreadable")
+            && !n.contains("inside")),
+        "{names:?}"
+    );
+    let text = problems
+        .iter()
+        .map(|(_, s)| s.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(text.contains("/top/unreadable: cannot read file"), "{text}");
-    assert!(text.contains("/top/baddir: cannot read directory"), "{text}");
+    assert!(
+        text.contains("/top/baddir: cannot read directory"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -262,9 +305,21 @@ fn tar_out_fatal_errors_leave_nothing() {
     let mut problems = Vec::new();
     let mut f = collect(&mut problems);
     let mut sink = Sink::new(&mut f);
-    let r = tar_out::<std::io::Sink>(&fs, "/nope", TarOutput::Path(&out), &TarOptions::default(), &mut sink);
+    let r = tar_out::<std::io::Sink>(
+        &fs,
+        "/nope",
+        TarOutput::Path(&out),
+        &TarOptions::default(),
+        &mut sink,
+    );
     assert!(r.is_err());
-    let r = tar_out::<std::io::Sink>(&fs, "/etc/passwd", TarOutput::Path(&out), &TarOptions::default(), &mut sink);
+    let r = tar_out::<std::io::Sink>(
+        &fs,
+        "/etc/passwd",
+        TarOutput::Path(&out),
+        &TarOptions::default(),
+        &mut sink,
+    );
     assert!(r.is_err());
     assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);
 }
