@@ -27,6 +27,9 @@ want sfdisk fdisk
 want mkfs.vfat dosfstools
 want unzip unzip
 want istat sleuthkit
+want gzip gzip
+want prlimit util-linux
+want tar tar
 
 if [ ${#need_pkgs[@]} -gt 0 ] && [ -z "${SKIP_INSTALL:-}" ]; then
   mapfile -t need_pkgs < <(printf '%s\n' "${need_pkgs[@]}" | sort -u)

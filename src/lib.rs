@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 pub use guestctl_block as block;
 pub use guestctl_convert as convert;
+pub use guestctl_export as export;
 pub use guestctl_formats as formats;
 pub use guestctl_fs as fs;
 pub use guestctl_inspect as inspect;

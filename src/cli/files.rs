@@ -13,7 +13,7 @@ use super::ImageOpts;
 
 /// Disks and which filesystem to use, shared by the file commands.
 #[derive(Args, Debug)]
-pub struct Disks {
+pub(crate) struct Disks {
     /// The disk image.
     image: PathBuf,
     /// More disks (the second is /dev/sdb, ...).
@@ -39,7 +39,7 @@ impl Disks {
         Ok(g)
     }
 
-    fn filesystem(&self) -> anyhow::Result<Arc<dyn Filesystem>> {
+    pub(crate) fn filesystem(&self) -> anyhow::Result<Arc<dyn Filesystem>> {
         let g = self.launch()?;
         if !self.mount.is_empty() {
             let mounts: Vec<(String, String)> = self

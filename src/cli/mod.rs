@@ -1,6 +1,7 @@
 //! Command-line parsing and output. No logic of its own: everything is a library call.
 
 mod convert;
+mod export;
 mod files;
 mod info;
 mod inspect;
@@ -49,6 +50,10 @@ enum Command {
     Stat(files::StatArgs),
     /// Hash a guest file, or every file under a directory with -R (like sha256sum).
     Checksum(files::ChecksumArgs),
+    /// Copy guest files and directory trees into a host directory (like virt-copy-out).
+    CopyOut(export::CopyOutArgs),
+    /// Write a guest directory as a tar archive (gzip/zstd, xattrs, excludes; like virt-tar-out).
+    TarOut(export::TarOutArgs),
 }
 
 /// How to open images: shared by every command that reads one.
@@ -94,6 +99,8 @@ pub fn run() -> ExitCode {
         Command::Cat(a) => files::cat(a),
         Command::Stat(a) => files::stat(a),
         Command::Checksum(a) => files::checksum(a),
+        Command::CopyOut(a) => export::copy_out(a),
+        Command::TarOut(a) => export::tar_out(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
