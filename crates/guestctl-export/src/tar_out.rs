@@ -360,10 +360,11 @@ struct TarVisitor<'a, W: Write> {
     owners: Option<Owners>,
     label: &'a Path,
     builder: tar::Builder<W>,
-    /// inode → first archive name, for hard links.
-    claimed: HashMap<u64, Vec<u8>>,
-    /// Inodes whose first path could not be stored.
-    failed_inodes: HashSet<u64>,
+    /// node → first archive name, for hard links. Keyed by node id, not inode number: in a
+    /// tree of several mounted filesystems, inode numbers repeat across them; node ids don't.
+    claimed: HashMap<NodeId, Vec<u8>>,
+    /// Nodes whose first path could not be stored.
+    failed_inodes: HashSet<NodeId>,
     batch: Vec<Pending>,
     batch_bytes: u64,
     /// Reused buffers for streaming large files.
@@ -602,7 +603,7 @@ impl<W: Write> TarVisitor<'_, W> {
         sink: &mut Sink<'_>,
     ) {
         if p.item.meta.nlink > 1 {
-            self.failed_inodes.insert(p.item.meta.inode);
+            self.failed_inodes.insert(p.item.node);
         }
         sink.error(Error::guest(&guest_path(self.base, &p.item.rel), what, e));
     }
@@ -629,7 +630,7 @@ impl<W: Write> TarVisitor<'_, W> {
                 sink.bytes(data.len() as u64);
             }
             Body::HardLink(target) => {
-                if self.failed_inodes.contains(&m.inode) {
+                if self.failed_inodes.contains(&p.item.node) {
                     sink.error(Error::skipped(
                         &guest_path(self.base, &p.item.rel),
                         "hard link not stored: its first path could not be read",
@@ -808,10 +809,10 @@ impl<W: Write> Visitor for TarVisitor<'_, W> {
             }
         };
         if !is_dir && m.nlink > 1 {
-            if let Some(first) = self.claimed.get(&m.inode) {
+            if let Some(first) = self.claimed.get(&item.node) {
                 body = Body::HardLink(first.clone());
             } else {
-                self.claimed.insert(m.inode, name.clone());
+                self.claimed.insert(item.node, name.clone());
             }
         }
         let big = matches!(body, Body::Small) && m.size > SMALL_FILE;

@@ -351,3 +351,56 @@ fn exclude_skips_whole_directories() {
         .collect();
     assert_eq!(names, ["./", "./etc/", "./etc/group", "./etc/passwd"]);
 }
+
+/// Two filesystems joined by a mount tree both hold a hard-linked file with the same inode
+/// number: each second name must link to its own filesystem's first name, never across.
+#[test]
+fn tar_out_hard_links_never_cross_mounts() {
+    use std::sync::Arc;
+    let two_links = |data: &[u8]| {
+        let mut fs = MemFs::new();
+        let mnt = fs.dir(1, b"mnt");
+        let f = fs.file(1, b"a", data);
+        fs.link(1, b"b", f);
+        fs.nodes[f as usize].meta.nlink = 2;
+        (fs, mnt)
+    };
+    let (root, _) = two_links(b"root data");
+    let (other, _) = two_links(b"other data");
+    // Same inode numbers on purpose: node ids are equal in both trees.
+    let mut tree = guestctl_fs::mount::MountTree::new(Arc::new(root));
+    tree.mount("/mnt", Arc::new(other)).expect("mount");
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("m.tar");
+    let mut problems = Vec::new();
+    let mut f = collect(&mut problems);
+    let mut sink = Sink::new(&mut f);
+    tar_out::<std::io::Sink>(
+        &tree,
+        "/",
+        TarOutput::Path(&out),
+        &TarOptions::default(),
+        &mut sink,
+    )
+    .expect("tar");
+    drop(f);
+    let mut a = tar::Archive::new(std::fs::File::open(&out).expect("open"));
+    let mut links = Vec::new();
+    for e in a.entries().expect("entries") {
+        let e = e.expect("entry");
+        if e.header().entry_type() == tar::EntryType::Link {
+            let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+            let target =
+                String::from_utf8_lossy(&e.link_name_bytes().expect("target")).into_owned();
+            links.push((name, target));
+        }
+    }
+    links.sort();
+    assert_eq!(
+        links,
+        [
+            ("./b".to_string(), "./a".to_string()),
+            ("./mnt/b".to_string(), "./mnt/a".to_string())
+        ]
+    );
+}
