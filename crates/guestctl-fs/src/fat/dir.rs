@@ -102,7 +102,8 @@ impl RawEntry {
 /// The upper half of code page 437 (Linux's default `codepage=437`).
 const CP437_HIGH: &str = "ÇüéâäàåçêëèïîìÄÅÉæÆôöòûùÿÖÜ¢£¥₧ƒáíóúñÑªº¿⌐¬½¼¡«»░▒▓│┤╡╢╖╕╣║╗╝╜╛┐└┴┬├─┼╞╟╚╔╩╦╠═╬╧╨╤╥╙╘╒╓╫╪┘┌█▄▌▐▀αßΓπΣσµτΦΘΩδ∞φε∩≡±≥≤⌠⌡÷≈°∙·√ⁿ²■\u{a0}";
 
-fn cp437(c: u8) -> char {
+/// A code page 437 byte as a character.
+pub(crate) fn cp437(c: u8) -> char {
     if c < 0x80 {
         char::from(c)
     } else {

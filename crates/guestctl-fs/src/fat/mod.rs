@@ -77,32 +77,10 @@ fn corrupt_at(structure: &'static str, offset: u64, msg: impl Into<String>) -> E
     Error::corrupt(msg.into()).structure(structure).at(offset)
 }
 
+/// A volume label as blkid shows it: code page 437, trailing spaces removed.
 fn trim_label(raw: &[u8; 11]) -> String {
     let end = raw.iter().rposition(|&c| c != b' ' && c != 0).map_or(0, |p| p + 1);
-    let e = RawEntry {
-        name: {
-            let mut n = [b' '; 11];
-            n[..end].copy_from_slice(&raw[..end]);
-            n
-        },
-        attr: 0,
-        nt_flags: 0,
-        crt_cs: 0,
-        crt_time: 0,
-        crt_date: 0,
-        acc_date: 0,
-        cluster: 0,
-        wrt_time: 0,
-        wrt_date: 0,
-        size: 0,
-    };
-    // The short-name decoder inserts a dot after 8 characters; labels have none.
-    let s = e.short_name();
-    if end > 8 {
-        s.replacen('.', "", 1).chars().take(11).collect()
-    } else {
-        s
-    }
+    raw[..end].iter().map(|&c| dir::cp437(c)).collect()
 }
 
 fn lower_eq(a: &str, b: &str) -> bool {
@@ -175,6 +153,7 @@ impl FatFs {
     /// Follows the chain from `first` for at most `want` clusters.
     fn map_chain(&self, first: u32, want: u64) -> Result<Chain> {
         let mut runs: Vec<Run> = Vec::new();
+        let mut done: std::collections::BTreeMap<u32, u32> = std::collections::BTreeMap::new();
         let mut clusters = 0u64;
         let mut broken = None;
         let mut c = first;
@@ -189,9 +168,25 @@ impl FatFs {
                 ));
                 break;
             }
+            // A cluster already in the chain means a loop (checked on every step, in
+            // O(log runs), so a loop shorter than the wanted length is caught too).
+            let in_current = runs
+                .last()
+                .is_some_and(|r| c >= r.cluster && c - r.cluster < r.len);
+            let in_earlier = done
+                .range(..=c)
+                .next_back()
+                .is_some_and(|(&s, &l)| c - s < l);
+            if in_current || in_earlier {
+                broken = Some(format!("the cluster chain from {first} loops back to cluster {c}"));
+                break;
+            }
             match runs.last_mut() {
                 Some(r) if u64::from(r.cluster) + u64::from(r.len) == u64::from(c) => r.len += 1,
-                _ => {
+                last => {
+                    if let Some(r) = last {
+                        done.insert(r.cluster, r.len);
+                    }
                     if runs.len() >= MAX_RUNS {
                         return Err(Error::limit(format!(
                             "the cluster chain from {first} has more than {MAX_RUNS} fragments"
@@ -492,4 +487,45 @@ impl Filesystem for FatFs {
         let _ = node;
         Ok(Vec::new())
     }
+}
+
+/// Fuzzing entry point: opens `data` as a FAT image and walks it with bounded effort
+/// (metadata, lookup, reads at the start and the end of each file). Never panics on any
+/// input; that is what the fuzz target and the hostile tests check.
+#[doc(hidden)]
+pub fn fuzz_walk(data: &[u8]) {
+    let dev: Arc<dyn BlockDevice> = Arc::new(guestctl_block::MemoryDevice::new(data.to_vec()));
+    let Ok(fs) = FatFs::open(dev, &OpenOptions::default()) else {
+        return;
+    };
+    let _ = fs.info();
+    let mut stack = vec![fs.root()];
+    let mut seen = std::collections::HashSet::new();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut budget = 2000u32;
+    while let Some(dir) = stack.pop() {
+        if !seen.insert(dir) {
+            continue;
+        }
+        let _ = fs.metadata(dir);
+        let Ok(entries) = fs.read_dir(dir) else {
+            continue;
+        };
+        for e in entries {
+            budget = match budget.checked_sub(1) {
+                Some(b) => b,
+                None => return,
+            };
+            let _ = fs.lookup(dir, &e.name);
+            match fs.metadata(e.node) {
+                Ok(m) if m.file_type == FileType::Directory => stack.push(e.node),
+                Ok(m) => {
+                    let _ = fs.read_at(e.node, 0, &mut buf);
+                    let _ = fs.read_at(e.node, m.size.saturating_sub(10), &mut buf[..10]);
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    let _ = crate::resolve_path(&fs, b"/a/B/../c", true);
 }
