@@ -350,10 +350,19 @@ impl FatFs {
     }
 
     fn dir_metadata(&self, node: NodeId, times: Option<&RawEntry>) -> Result<Metadata> {
-        let (bytes, _) = self.dir_bytes(node)?;
-        let (list, _) = parse_dir(&bytes, self.fat32());
-        let subdirs = list.iter().filter(|e| e.raw.is_dir()).count();
-        let mut m = self.base_metadata(node, FileType::Directory, bytes.len() as u64, times);
+        // A directory whose contents cannot be read keeps the metadata of its entry (size 0,
+        // no subdirectories counted), so paths through it still resolve; `read_dir` reports
+        // the damage.
+        let (size, subdirs) = match self.dir_bytes(node) {
+            Ok((bytes, _)) => {
+                let (list, _) = parse_dir(&bytes, self.fat32());
+                let subdirs = list.iter().filter(|e| e.raw.is_dir()).count();
+                (bytes.len() as u64, subdirs)
+            }
+            Err(_) if times.is_some() => (0, 0),
+            Err(e) => return Err(e),
+        };
+        let mut m = self.base_metadata(node, FileType::Directory, size, times);
         m.nlink = 2u32.saturating_add(u32::try_from(subdirs).unwrap_or(u32::MAX));
         Ok(m)
     }
