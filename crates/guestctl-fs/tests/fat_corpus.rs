@@ -28,7 +28,9 @@ fn read_all(fs: &dyn Filesystem, node: NodeId) -> Vec<u8> {
     let mut v = vec![0u8; size as usize];
     let mut off = 0;
     while off < v.len() {
-        let n = fs.read_at(node, off as u64, &mut v[off..]).expect("read_at");
+        let n = fs
+            .read_at(node, off as u64, &mut v[off..])
+            .expect("read_at");
         assert!(n > 0, "short read");
         off += n;
     }
@@ -62,7 +64,8 @@ fn same_as_fls(img: &Path, fs: &FatFs) -> usize {
         .into_iter()
         .filter(|(n, _)| {
             let s = String::from_utf8_lossy(n);
-            !matches!(s.as_ref(), "$MBR" | "$FAT1" | "$FAT2") && !s.ends_with("(Volume Label Entry)")
+            !matches!(s.as_ref(), "$MBR" | "$FAT1" | "$FAT2")
+                && !s.ends_with("(Volume Label Entry)")
         })
         .map(|(n, e)| (n, if e.kind == 'd' { 'd' } else { 'f' }))
         .collect();
@@ -73,7 +76,12 @@ fn same_as_fls(img: &Path, fs: &FatFs) -> usize {
             .collect::<Vec<_>>()
             .join("\n")
     };
-    assert_eq!(show(&ours), show(&tsk), "{}: names/types differ from fls", img.display());
+    assert_eq!(
+        show(&ours),
+        show(&tsk),
+        "{}: names/types differ from fls",
+        img.display()
+    );
     tsk.len()
 }
 
@@ -134,10 +142,16 @@ fn embedded_sdmmc_fat16_and_fat32_partitions() {
         want.extend(parents);
         want.sort();
         want.dedup();
-        let mut ours: Vec<String> =
-            tree.keys().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
+        let mut ours: Vec<String> = tree
+            .keys()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect();
         ours.sort();
-        assert_eq!(ours, want, "partition {}: names differ from mdir -/ -b", p.number);
+        assert_eq!(
+            ours, want,
+            "partition {}: names differ from mdir -/ -b",
+            p.number
+        );
         // tests/utils/mod.rs: TEST.DAT's sha256 starts 59e3468e.
         if let Some((_, node)) = tree.get(b"TEST/TEST.DAT".as_slice()) {
             let d = format!("{:x}", Sha256::digest(read_all(&fs, *node)));
@@ -148,7 +162,12 @@ fn embedded_sdmmc_fat16_and_fat32_partitions() {
         for (path, (k, node)) in &tree {
             if *k == 'f' {
                 let size = fs.metadata(*node).expect("md").size as usize;
-                assert_eq!(read_all(&fs, *node).len(), size, "{}", String::from_utf8_lossy(path));
+                assert_eq!(
+                    read_all(&fs, *node).len(),
+                    size,
+                    "{}",
+                    String::from_utf8_lossy(path)
+                );
             }
         }
     }
@@ -166,7 +185,9 @@ fn dfxml_files(xml: &str) -> BTreeMap<String, (bool, Option<String>)> {
             let e = s + obj[s..].find(&format!("</{t}>"))?;
             Some(obj[s..e].trim().to_string())
         };
-        let Some(name) = tag("filename") else { continue };
+        let Some(name) = tag("filename") else {
+            continue;
+        };
         if name.starts_with('$')
             || name.ends_with("(Volume Label Entry)")
             || !obj.contains("<name_type>r</name_type>")
@@ -186,9 +207,14 @@ fn dfxml_files(xml: &str) -> BTreeMap<String, (bool, Option<String>)> {
 
 #[test]
 fn dftt_6_undel_fat_deleted_files_stay_hidden_allocated_ones_match() {
-    let img = unzipped("sleuthkit_test_data/from_brian/6-undel-fat.zip", "6-undel-fat/6-fat-undel.dd");
-    let xml = std::fs::read_to_string(corpus_file("sleuthkit_test_data/from_brian/6-fat-undel.dd.xml"))
-        .expect("xml");
+    let img = unzipped(
+        "sleuthkit_test_data/from_brian/6-undel-fat.zip",
+        "6-undel-fat/6-fat-undel.dd",
+    );
+    let xml = std::fs::read_to_string(corpus_file(
+        "sleuthkit_test_data/from_brian/6-fat-undel.dd.xml",
+    ))
+    .expect("xml");
     let files = dfxml_files(&xml);
     assert!(files.len() >= 5, "DFXML lists {} files", files.len());
     let fs = open(&img);
@@ -204,7 +230,11 @@ fn dftt_6_undel_fat_deleted_files_stay_hidden_allocated_ones_match() {
         }
         let (_, node) = ours.unwrap_or_else(|| panic!("{name}: allocated in the DFXML, missing"));
         if let Some(md5) = md5 {
-            assert_eq!(&format!("{:x}", Md5::digest(read_all(&fs, *node))), md5, "{name}");
+            assert_eq!(
+                &format!("{:x}", Md5::digest(read_all(&fs, *node))),
+                md5,
+                "{name}"
+            );
         }
         allocated += 1;
     }
@@ -223,7 +253,10 @@ fn dftt_fat_images_match_fls() {
         let img = unzipped(&format!("sleuthkit_test_data/from_brian/{zip}.zip"), member);
         let fs = open(&img);
         let n = same_as_fls(&img, &fs);
-        eprintln!("{zip}: {n} entries agree with fls, label {:?}", fs.info().label);
+        eprintln!(
+            "{zip}: {n} entries agree with fls, label {:?}",
+            fs.info().label
+        );
     }
     let img = corpus_file("sleuthkit/test/data/fat_dst_test.dd");
     let fs = open(&img);

@@ -23,7 +23,11 @@ fn tool(cmd: &str, args: &[&str]) {
         .env("MTOOLS_SKIP_CHECK", "1")
         .output()
         .unwrap_or_else(|e| panic!("cannot run {cmd}: {e} (install dosfstools and mtools)"));
-    assert!(out.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A small volume: LOOP.BIN (3+ clusters) first, a subdirectory SUB with files, BAD (a
@@ -34,7 +38,11 @@ fn image(dir: &Path, bits: &str, kib: &str) -> Vec<u8> {
     std::fs::create_dir_all(src.join("BAD")).expect("mkdir");
     std::fs::write(src.join("LOOP.BIN"), common::noise(5000, 1)).expect("w");
     std::fs::write(src.join("SUB/X.TXT"), b"x\n").expect("w");
-    std::fs::write(src.join("SUB/a long name in sub.txt"), common::noise(3000, 2)).expect("w");
+    std::fs::write(
+        src.join("SUB/a long name in sub.txt"),
+        common::noise(3000, 2),
+    )
+    .expect("w");
     std::fs::write(src.join("BAD/Y.TXT"), b"y\n").expect("w");
     std::fs::write(src.join("Forty kilobytes.bin"), common::noise(40_000, 3)).expect("w");
     for i in 0..40 {
@@ -52,7 +60,10 @@ fn image(dir: &Path, bits: &str, kib: &str) -> Vec<u8> {
     args.push("::/");
     tool("mcopy", &args);
     for i in 0..40 {
-        tool("mcopy", &["-i", at, &s(&format!("many file {i}.txt")), "::/"]);
+        tool(
+            "mcopy",
+            &["-i", at, &s(&format!("many file {i}.txt")), "::/"],
+        );
     }
     std::fs::read(&img).expect("read image")
 }
@@ -175,7 +186,11 @@ fn torture(bits: &str, kib: &str, iterations: u64) {
     let region = g.data_off + 64 * g.cluster;
     let (mut opened, mut worst) = (0, Duration::ZERO);
     for seed in 0..iterations {
-        for (what, count, reg) in [("meta", 4, region), ("boot", 2, 512), ("all", 16, base.len())] {
+        for (what, count, reg) in [
+            ("meta", 4, region),
+            ("boot", 2, 512),
+            ("all", 16, base.len()),
+        ] {
             let img = flips(&base, reg, count, seed * 7 + count as u64);
             let t = Instant::now();
             if let Ok(fs) = open(&img) {
@@ -184,10 +199,16 @@ fn torture(bits: &str, kib: &str, iterations: u64) {
             }
             let el = t.elapsed();
             worst = worst.max(el);
-            assert!(el < Duration::from_secs(10), "FAT{bits} seed {seed} ({what}) took {el:?}");
+            assert!(
+                el < Duration::from_secs(10),
+                "FAT{bits} seed {seed} ({what}) took {el:?}"
+            );
         }
     }
-    eprintln!("FAT{bits}: {} mutated images, {opened} opened, slowest {worst:?}", iterations * 3);
+    eprintln!(
+        "FAT{bits}: {} mutated images, {opened} opened, slowest {worst:?}",
+        iterations * 3
+    );
     assert!(opened > 0);
 }
 
@@ -221,7 +242,9 @@ fn hand_made(bits: &str, kib: &str) {
     let node = fs.resolve("/LOOP.BIN").expect("resolve");
     let mut buf = vec![0u8; 8192];
     let t = Instant::now();
-    let e = fs.read_at(node, 0, &mut buf).expect_err("a looping chain is an error");
+    let e = fs
+        .read_at(node, 0, &mut buf)
+        .expect_err("a looping chain is an error");
     assert!(t.elapsed() < Duration::from_secs(5));
     assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
     let (_, errors) = walk_tolerant(&fs);
@@ -234,7 +257,9 @@ fn hand_made(bits: &str, kib: &str) {
     set_fat(&mut img, &g, c0, past);
     let fs = open(&img).expect("open");
     let node = fs.resolve("/LOOP.BIN").expect("resolve");
-    let e = fs.read_at(node, 0, &mut buf).expect_err("chain past the end");
+    let e = fs
+        .read_at(node, 0, &mut buf)
+        .expect_err("chain past the end");
     assert!(e.to_string().contains("not a data cluster"), "{e}");
 
     // 3. A directory that contains itself: X.TXT in SUB becomes a directory at SUB's cluster.
@@ -261,11 +286,18 @@ fn hand_made(bits: &str, kib: &str) {
     img[loop_e + 28..loop_e + 32].copy_from_slice(&u32::MAX.to_le_bytes());
     let fs = open(&img).expect("open");
     let node = fs.resolve("/loop.bin").expect("resolve");
-    assert_eq!(fs.metadata(node).expect("metadata").size, u64::from(u32::MAX));
+    assert_eq!(
+        fs.metadata(node).expect("metadata").size,
+        u64::from(u32::MAX)
+    );
     let t = Instant::now();
-    let n = fs.read_at(node, 0, &mut buf[..4096]).expect("the first cluster reads");
+    let n = fs
+        .read_at(node, 0, &mut buf[..4096])
+        .expect("the first cluster reads");
     assert_eq!(&buf[..n], &common::noise(5000, 1)[..n]);
-    let e = fs.read_at(node, 1 << 31, &mut buf).expect_err("past the chain");
+    let e = fs
+        .read_at(node, 1 << 31, &mut buf)
+        .expect_err("past the chain");
     assert_eq!(e.kind(), ErrorKind::Corrupt);
     assert!(t.elapsed() < Duration::from_secs(5));
 

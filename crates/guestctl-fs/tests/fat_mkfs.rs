@@ -21,7 +21,9 @@ fn tool(cmd: &str, args: &[&str]) -> String {
         .env("LC_ALL", "C.UTF-8")
         .env("MTOOLS_SKIP_CHECK", "1")
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e} (install dosfstools and mtools: scripts/test.sh does)"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run {cmd}: {e} (install dosfstools and mtools: scripts/test.sh does)")
+        });
     assert!(
         out.status.success(),
         "{cmd} {args:?} failed: {}{}",
@@ -36,7 +38,8 @@ fn put(root: &Path, rel: &str, data: &[u8], mtime: u64) {
     std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
     std::fs::write(&p, data).expect("write");
     let f = std::fs::File::options().write(true).open(&p).expect("open");
-    f.set_modified(UNIX_EPOCH + Duration::from_secs(mtime)).expect("mtime");
+    f.set_modified(UNIX_EPOCH + Duration::from_secs(mtime))
+        .expect("mtime");
 }
 
 /// The source tree: cluster-edge sizes, a 3+ MiB file, long/unicode/case names, 8.3 lower
@@ -54,11 +57,26 @@ fn build_tree(root: &Path) {
     .iter()
     .enumerate()
     {
-        put(root, &format!("sizes/f{size}"), &common::noise(*size, i as u64 + 1), next());
+        put(
+            root,
+            &format!("sizes/f{size}"),
+            &common::noise(*size, i as u64 + 1),
+            next(),
+        );
     }
-    put(root, "big/three-and-a-bit.bin", &common::noise(3 * 1024 * 1024 + 12345, 99), next());
+    put(
+        root,
+        "big/three-and-a-bit.bin",
+        &common::noise(3 * 1024 * 1024 + 12345, 99),
+        next(),
+    );
     put(root, "A long file name with spaces.txt", b"long\n", next());
-    put(root, "café ünïcødé 日本語.txt", "unicode\n".as_bytes(), next());
+    put(
+        root,
+        "café ünïcødé 日本語.txt",
+        "unicode\n".as_bytes(),
+        next(),
+    );
     put(root, "Straße.md", b"sharp s\n", next());
     put(root, "dir1/Readme.TXT", b"one\n", next());
     put(root, "dir2/README.txt", b"two\n", next());
@@ -68,7 +86,12 @@ fn build_tree(root: &Path) {
     put(root, "empty", b"", next());
     put(root, "readonly.txt", b"do not touch\n", next());
     for i in 0..1000 {
-        put(root, &format!("many/entry-number-{i:04}.dat"), format!("{i}\n").as_bytes(), next());
+        put(
+            root,
+            &format!("many/entry-number-{i:04}.dat"),
+            format!("{i}\n").as_bytes(),
+            next(),
+        );
     }
     let mut deep = String::from("deep");
     for i in 0..20 {
@@ -86,7 +109,10 @@ fn make_image(dir: &Path, name: &str, opts: &[&str], kib: u32, src: &Path) -> Pa
     args.extend(["-n", "GUESTCTL", "-i", "1234ABCD", "-C"].map(String::from));
     args.push(img.to_str().expect("utf8").into());
     args.push(kib.to_string());
-    tool("mkfs.fat", &args.iter().map(String::as_str).collect::<Vec<_>>());
+    tool(
+        "mkfs.fat",
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     let at = img.to_str().expect("utf8");
     let fill = dir.join(format!("{name}.filler"));
     std::fs::create_dir_all(&fill).expect("filler");
@@ -121,7 +147,10 @@ fn open(img: &Path) -> FatFs {
 fn check(img: &Path, src: &Path, want_bits: &str) {
     // mkfs.fat's own word on the FAT width, and mtools' on the label.
     let fsck = tool("fsck.fat", &["-n", "-v", img.to_str().expect("p")]);
-    assert!(fsck.contains(want_bits), "{img:?} is not {want_bits}: {fsck}");
+    assert!(
+        fsck.contains(want_bits),
+        "{img:?} is not {want_bits}: {fsck}"
+    );
     let fs = open(img);
     let info = fs.info();
     assert_eq!(info.fs_type, "vfat");
@@ -137,24 +166,37 @@ fn check(img: &Path, src: &Path, want_bits: &str) {
             continue;
         };
         if o.kind != w.kind || o.size != w.size || o.sha256 != w.sha256 {
-            diffs.push(format!("{name}: kind/size/sha256 {:?}/{:?} want {:?}/{:?}", o.kind, o.size, w.kind, w.size));
+            diffs.push(format!(
+                "{name}: kind/size/sha256 {:?}/{:?} want {:?}/{:?}",
+                o.kind, o.size, w.kind, w.size
+            ));
         }
         if w.kind == 'f' && o.mtime.0 != w.mtime.0 {
             diffs.push(format!("{name}: mtime {} want {}", o.mtime.0, w.mtime.0));
         }
         let mode = if p == b"readonly.txt" { 0o555 } else { 0o755 };
         if o.mode != mode || o.uid != 0 || o.gid != 0 {
-            diffs.push(format!("{name}: mode {:o} uid {} gid {}", o.mode, o.uid, o.gid));
+            diffs.push(format!(
+                "{name}: mode {:o} uid {} gid {}",
+                o.mode, o.uid, o.gid
+            ));
         }
     }
     for p in ours.keys().filter(|p| !want.contains_key(*p)) {
         diffs.push(format!("{}: extra", String::from_utf8_lossy(p)));
     }
-    assert!(diffs.is_empty(), "{img:?}: {} differences:\n{}", diffs.len(), diffs.join("\n"));
+    assert!(
+        diffs.is_empty(),
+        "{img:?}: {} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
     assert!(want.len() > 1050, "tree too small: {}", want.len());
 
     // Case-insensitive lookup on long names, like vfat.
-    let n = fs.resolve("/DIR1/readme.txt").expect("case-insensitive lookup");
+    let n = fs
+        .resolve("/DIR1/readme.txt")
+        .expect("case-insensitive lookup");
     let mut buf = [0u8; 16];
     let k = fs.read_at(n, 0, &mut buf).expect("read");
     assert_eq!(&buf[..k], b"one\n");
@@ -176,13 +218,18 @@ fn check(img: &Path, src: &Path, want_bits: &str) {
             };
             let short = format!("/{}{ext}", cols[0]);
             let long_name = line.split("  ").last().unwrap_or_default().trim();
-            let a = fs.resolve(&short).unwrap_or_else(|e| panic!("8.3 alias {short}: {e}"));
+            let a = fs
+                .resolve(&short)
+                .unwrap_or_else(|e| panic!("8.3 alias {short}: {e}"));
             let b = fs.resolve(&format!("/{long_name}")).expect("long name");
             assert_eq!(a, b, "{short} vs {long_name}");
             aliases += 1;
         }
     }
-    assert!(aliases >= 2, "no 8.3 aliases found in mdir output:\n{listing}");
+    assert!(
+        aliases >= 2,
+        "no 8.3 aliases found in mdir output:\n{listing}"
+    );
 
     // Positional reads in the middle of the big (fragmented) file agree with the source.
     let big = std::fs::read(src.join("big/three-and-a-bit.bin")).expect("src");
@@ -225,11 +272,36 @@ fn fat12_fat16_fat32_match_the_source_tree() {
     let src = tmp.path().join("src");
     build_tree(&src);
     let cases: [(&str, &[&str], u32, &str); 5] = [
-        ("fat12.img", &["-F", "12", "-s", "4"], 8000, "12 bit entries"),
-        ("fat16.img", &["-F", "16", "-s", "2"], 16_000, "16 bit entries"),
-        ("fat32.img", &["-F", "32", "-s", "1"], 40_000, "32 bit entries"),
-        ("fat32-4k.img", &["-F", "32", "-S", "4096", "-s", "1"], 300_000, "32 bit entries"),
-        ("fat16-4k.img", &["-F", "16", "-S", "4096", "-s", "1"], 60_000, "16 bit entries"),
+        (
+            "fat12.img",
+            &["-F", "12", "-s", "4"],
+            8000,
+            "12 bit entries",
+        ),
+        (
+            "fat16.img",
+            &["-F", "16", "-s", "2"],
+            16_000,
+            "16 bit entries",
+        ),
+        (
+            "fat32.img",
+            &["-F", "32", "-s", "1"],
+            40_000,
+            "32 bit entries",
+        ),
+        (
+            "fat32-4k.img",
+            &["-F", "32", "-S", "4096", "-s", "1"],
+            300_000,
+            "32 bit entries",
+        ),
+        (
+            "fat16-4k.img",
+            &["-F", "16", "-S", "4096", "-s", "1"],
+            60_000,
+            "16 bit entries",
+        ),
     ];
     let mut report = BTreeMap::new();
     for (name, opts, kib, bits) in cases {

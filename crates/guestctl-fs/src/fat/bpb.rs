@@ -42,7 +42,9 @@ fn le32(b: &[u8], o: usize) -> u32 {
 }
 
 fn bad(msg: impl Into<String>) -> Error {
-    Error::corrupt(msg.into()).structure("FAT boot sector").at(0)
+    Error::corrupt(msg.into())
+        .structure("FAT boot sector")
+        .at(0)
 }
 
 /// The most clusters a FAT32 volume may have (28-bit entries minus reserved values).
@@ -55,15 +57,21 @@ impl Bpb {
             return Err(bad("boot sector shorter than 512 bytes"));
         }
         if &b[3..11] == b"EXFAT   " {
-            return Err(Error::unsupported("exFAT is not supported yet").structure("FAT boot sector").at(0));
+            return Err(Error::unsupported("exFAT is not supported yet")
+                .structure("FAT boot sector")
+                .at(0));
         }
         let bps = u32::from(le16(b, 11));
         if !matches!(bps, 512 | 1024 | 2048 | 4096) {
-            return Err(bad(format!("bytes per sector is {bps}, not 512, 1024, 2048 or 4096")));
+            return Err(bad(format!(
+                "bytes per sector is {bps}, not 512, 1024, 2048 or 4096"
+            )));
         }
         let spc = u32::from(b[13]);
         if spc == 0 || !spc.is_power_of_two() {
-            return Err(bad(format!("sectors per cluster is {spc}, not a power of two")));
+            return Err(bad(format!(
+                "sectors per cluster is {spc}, not a power of two"
+            )));
         }
         let reserved = u64::from(le16(b, 14));
         if reserved == 0 {
@@ -79,7 +87,11 @@ impl Bpb {
         let tot32 = u64::from(le32(b, 32));
         let total_sectors = if tot16 != 0 { tot16 } else { tot32 };
         let fat32 = fat16_len == 0;
-        let fat_sectors = if fat32 { u64::from(le32(b, 36)) } else { fat16_len };
+        let fat_sectors = if fat32 {
+            u64::from(le32(b, 36))
+        } else {
+            fat16_len
+        };
         if fat_sectors == 0 {
             return Err(bad("the FAT size is 0"));
         }
@@ -115,7 +127,9 @@ impl Bpb {
             FatKind::Fat32 => u64::from(MAX_FAT32_CLUSTERS),
         };
         if clusters == 0 || clusters > max {
-            return Err(bad(format!("{clusters} clusters is impossible for {kind:?}")));
+            return Err(bad(format!(
+                "{clusters} clusters is impossible for {kind:?}"
+            )));
         }
         if clusters > capacity {
             return Err(bad(format!(
@@ -133,7 +147,9 @@ impl Bpb {
         let cluster_count = clusters as u32;
         let root_cluster = if fat32 { le32(b, 44) & 0x0FFF_FFFF } else { 0 };
         if fat32 && (root_cluster < 2 || root_cluster - 2 >= cluster_count) {
-            return Err(bad(format!("root cluster {root_cluster} is not a data cluster")));
+            return Err(bad(format!(
+                "root cluster {root_cluster} is not a data cluster"
+            )));
         }
         let ebpb = if fat32 { 64 } else { 36 };
         let (serial, label) = if b[ebpb + 2] == 0x29 || b[ebpb + 2] == 0x28 {
@@ -197,7 +213,7 @@ mod tests {
 
     #[test]
     fn parses_fat16_geometry() {
-        let p = Bpb::parse(&fat16_sector()).unwrap();
+        let p = Bpb::parse(&fat16_sector()).expect("parses");
         assert_eq!(p.kind, FatKind::Fat16);
         assert_eq!(p.cluster_size, 2048);
         assert_eq!(p.fat_offset, 4 * 512);
@@ -214,7 +230,10 @@ mod tests {
         assert!(Bpb::parse(&b).is_err());
         let mut b = fat16_sector();
         b[3..11].copy_from_slice(b"EXFAT   ");
-        assert_eq!(Bpb::parse(&b).unwrap_err().kind(), crate::ErrorKind::Unsupported);
+        assert_eq!(
+            Bpb::parse(&b).expect_err("exFAT").kind(),
+            crate::ErrorKind::Unsupported
+        );
     }
 
     #[test]

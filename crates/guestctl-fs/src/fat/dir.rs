@@ -75,8 +75,14 @@ impl RawEntry {
         if raw[0] == 0x05 {
             raw[0] = 0xE5;
         }
-        let base_len = raw[..8].iter().rposition(|&c| c != b' ').map_or(0, |p| p + 1);
-        let ext_len = raw[8..].iter().rposition(|&c| c != b' ').map_or(0, |p| p + 1);
+        let base_len = raw[..8]
+            .iter()
+            .rposition(|&c| c != b' ')
+            .map_or(0, |p| p + 1);
+        let ext_len = raw[8..]
+            .iter()
+            .rposition(|&c| c != b' ')
+            .map_or(0, |p| p + 1);
         let mut s = String::with_capacity(12);
         let push = |s: &mut String, bytes: &[u8], lower: bool| {
             for &c in bytes {
@@ -218,7 +224,10 @@ fn decode_lfn(units: &[u16]) -> Option<String> {
     let end = units.iter().position(|&u| u == 0).unwrap_or(units.len());
     let units = &units[..end];
     // Trailing 0xFFFF padding only appears after a NUL, but tolerate it without one.
-    let end = units.iter().rposition(|&u| u != 0xFFFF).map_or(0, |p| p + 1);
+    let end = units
+        .iter()
+        .rposition(|&u| u != 0xFFFF)
+        .map_or(0, |p| p + 1);
     if end == 0 {
         return None;
     }
@@ -296,7 +305,10 @@ mod tests {
         let sum = RawEntry::parse(&sfn, false).lfn_checksum();
         let u = units("a long file name.txt");
         let mut dir = Vec::new();
-        let slots: Vec<[u16; 13]> = u.chunks(13).map(|c| c.try_into().unwrap()).collect();
+        let slots: Vec<[u16; 13]> = u
+            .chunks(13)
+            .map(|c| c.try_into().expect("13 units"))
+            .collect();
         for (i, s) in slots.iter().enumerate().rev() {
             let ord = (i as u8 + 1) | if i == slots.len() - 1 { 0x40 } else { 0 };
             dir.extend_from_slice(&lfn_slot(ord, sum, s));

@@ -79,7 +79,10 @@ fn corrupt_at(structure: &'static str, offset: u64, msg: impl Into<String>) -> E
 
 /// A volume label as blkid shows it: code page 437, trailing spaces removed.
 fn trim_label(raw: &[u8; 11]) -> String {
-    let end = raw.iter().rposition(|&c| c != b' ' && c != 0).map_or(0, |p| p + 1);
+    let end = raw
+        .iter()
+        .rposition(|&c| c != b' ' && c != 0)
+        .map_or(0, |p| p + 1);
     raw[..end].iter().map(|&c| dir::cp437(c)).collect()
 }
 
@@ -102,7 +105,10 @@ impl FatFs {
             return Err(corrupt_at(
                 "file allocation table",
                 bpb.fat_offset,
-                format!("the FAT ends at byte {fat_end}, past the device ({} bytes)", dev.size()),
+                format!(
+                    "the FAT ends at byte {fat_end}, past the device ({} bytes)",
+                    dev.size()
+                ),
             ));
         }
         let mut notes = Vec::new();
@@ -125,7 +131,8 @@ impl FatFs {
         let root_label = match fs.dir_bytes(ROOT) {
             Ok((bytes, _)) => parse_dir(&bytes, fs.fat32()).1,
             Err(e) => {
-                fs.notes.push(format!("the root directory cannot be read: {e}"));
+                fs.notes
+                    .push(format!("the root directory cannot be read: {e}"));
                 None
             }
         };
@@ -178,7 +185,9 @@ impl FatFs {
                 .next_back()
                 .is_some_and(|(&s, &l)| c - s < l);
             if in_current || in_earlier {
-                broken = Some(format!("the cluster chain from {first} loops back to cluster {c}"));
+                broken = Some(format!(
+                    "the cluster chain from {first} loops back to cluster {c}"
+                ));
                 break;
             }
             match runs.last_mut() {
@@ -207,7 +216,9 @@ impl FatFs {
             match self.table.next(c)? {
                 Next::Cluster(n) if self.bpb.valid_cluster(n) => c = n,
                 Next::Cluster(n) => {
-                    broken = Some(format!("cluster {c} links to {n}, which is not a data cluster"))
+                    broken = Some(format!(
+                        "cluster {c} links to {n}, which is not a data cluster"
+                    ))
                 }
                 Next::End => break,
                 Next::Free => broken = Some(format!("cluster {c} links to a free cluster")),
@@ -249,7 +260,8 @@ impl FatFs {
         if idx >= end {
             return None;
         }
-        let start = self.bpb.cluster_offset(r.cluster) + (idx - r.index) * self.cs() + pos % self.cs();
+        let start =
+            self.bpb.cluster_offset(r.cluster) + (idx - r.index) * self.cs() + pos % self.cs();
         let avail = (end - idx) * self.cs() - pos % self.cs();
         Some((start, avail))
     }
@@ -374,8 +386,8 @@ impl FatFs {
         size: u64,
         e: Option<&RawEntry>,
     ) -> Metadata {
-        let ro = file_type == FileType::Regular
-            && e.is_some_and(|e| e.attr & dir::attr::READ_ONLY != 0);
+        let ro =
+            file_type == FileType::Regular && e.is_some_and(|e| e.attr & dir::attr::READ_ONLY != 0);
         let mtime = e.map(|e| dos_time(e.wrt_date, e.wrt_time, 0));
         Metadata {
             file_type,

@@ -32,7 +32,11 @@ pub(crate) enum Next {
 pub(crate) fn decode(kind: FatKind, n: u32, raw: u32) -> Next {
     let (v, bad, end) = match kind {
         FatKind::Fat12 => {
-            let v = if n & 1 == 0 { raw & 0xFFF } else { (raw >> 4) & 0xFFF };
+            let v = if n & 1 == 0 {
+                raw & 0xFFF
+            } else {
+                (raw >> 4) & 0xFFF
+            };
             (v, 0xFF7, 0xFF8)
         }
         FatKind::Fat16 => (raw & 0xFFFF, 0xFFF7, 0xFFF8),
@@ -136,7 +140,11 @@ mod tests {
         let get = |n: u32| {
             let (p, _) = entry_pos(FatKind::Fat12, n);
             let p = p as usize;
-            decode(FatKind::Fat12, n, u32::from(fat[p]) | u32::from(fat[p + 1]) << 8)
+            decode(
+                FatKind::Fat12,
+                n,
+                u32::from(fat[p]) | u32::from(fat[p + 1]) << 8,
+            )
         };
         assert_eq!(get(2), Next::Cluster(3));
         assert_eq!(get(3), Next::End);
