@@ -42,3 +42,15 @@ for jo in "" "-c -v 3" "-c -v 2"; do
   printf '\000\000\000\100' | dd of="$jout/seed-journal-$n.bin" bs=1 seek=16 conv=notrunc status=none
 done
 ls -la "$out" "$jout"
+# FAT seeds (fuzz/corpus/fat): FAT12/16/32 with long names, a subdirectory and a 3-cluster file.
+fout=fuzz/corpus/fat
+mkdir -p "$fout"
+for bits in 12 16 32; do
+  rm -f "$tmp/fat.img"
+  size=$(case $bits in 12) echo 1440;; 16) echo 4200;; *) echo 34000;; esac)
+  mkfs.fat -C -F "$bits" -s 1 "$tmp/fat.img" "$size" >/dev/null
+  MTOOLS_SKIP_CHECK=1 mcopy -s -i "$tmp/fat.img" "$src/a" "$src/d" ::/
+  # FAT32 needs 65525 clusters (33 MB): keep the first 1 MiB, which holds the FATs, the
+  # root directory and the files (reads past the end are errors the walk handles).
+  head -c 1048576 "$tmp/fat.img" > "$fout/seed-fat$bits.img"
+done

@@ -11,6 +11,8 @@ want qemu-img qemu-utils
 want qemu-io qemu-utils
 want zstd zstd
 want mkfs.ext4 e2fsprogs
+want mkfs.fat dosfstools
+want mcopy mtools
 want python3 python3
 want debugfs e2fsprogs
 want setfattr attr

@@ -281,6 +281,10 @@ impl Guestfs {
                 d.device,
                 &fs::OpenOptions::default(),
             )?)),
+            Some(p) if p.fs_type == "vfat" => Ok(Arc::new(fs::fat::FatFs::open(
+                d.device,
+                &fs::OpenOptions::default(),
+            )?)),
             Some(p) => Err(fs::Error::unsupported(format!(
                 "{device} holds {}, which guestctl cannot read yet",
                 p.fs_type

@@ -18,6 +18,7 @@
 
 mod error;
 pub mod ext;
+pub mod fat;
 pub mod mount;
 mod path;
 pub mod probe;

@@ -87,7 +87,7 @@ pub fn probe(dev: &dyn BlockDevice) -> Option<Probe> {
                     "vfat",
                     label,
                     format!("{:04X}-{:04X}", serial >> 16, serial & 0xFFFF),
-                    false,
+                    true,
                 );
             }
         }
