@@ -186,7 +186,16 @@ impl<W: Write> Enc<W> {
                 w,
                 flate2::Compression::new(6),
             )),
-            Compression::Zstd => Enc::Zstd(zstd::Encoder::new(w, 3)?),
+            Compression::Zstd => {
+                let mut e = zstd::Encoder::new(w, 3)?;
+                // zstd's own worker threads: compression is the bottleneck of `tar-out
+                // --compress zstd`, and reading is already parallel.
+                let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+                if workers > 1 {
+                    e.multithread(u32::try_from(workers).unwrap_or(1))?;
+                }
+                Enc::Zstd(e)
+            }
         })
     }
     fn finish(self) -> std::io::Result<W> {
