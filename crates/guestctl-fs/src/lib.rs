@@ -18,6 +18,7 @@
 
 mod error;
 pub mod ext;
+pub mod ntfs;
 mod path;
 pub mod probe;
 
