@@ -29,10 +29,15 @@ fn walk(fs: &dyn Filesystem) -> BTreeMap<String, (FileType, u64, Option<String>,
     let mut stack = vec![(String::new(), fs.root(), 0usize)];
     while let Some((path, dir, depth)) = stack.pop() {
         assert!(depth < 64, "directory depth");
-        for e in fs.read_dir(dir).unwrap_or_else(|e| panic!("read_dir {path}: {e}")) {
+        for e in fs
+            .read_dir(dir)
+            .unwrap_or_else(|e| panic!("read_dir {path}: {e}"))
+        {
             let name = String::from_utf8(e.name.clone()).expect("utf8 name");
             let p = format!("{path}/{name}");
-            let md = fs.metadata(e.node).unwrap_or_else(|err| panic!("metadata {p}: {err}"));
+            let md = fs
+                .metadata(e.node)
+                .unwrap_or_else(|err| panic!("metadata {p}: {err}"));
             let sum = (md.file_type == FileType::Regular).then(|| md5_node(fs, e.node, md.size));
             if md.file_type == FileType::Directory {
                 stack.push((p.clone(), e.node, depth + 1));
@@ -47,7 +52,9 @@ fn read_node(fs: &dyn Filesystem, node: NodeId, size: u64) -> Vec<u8> {
     let mut data = vec![0u8; size as usize];
     let mut off = 0usize;
     while off < data.len() {
-        let n = fs.read_at(node, off as u64, &mut data[off..]).expect("read");
+        let n = fs
+            .read_at(node, off as u64, &mut data[off..])
+            .expect("read");
         assert!(n > 0, "short read at {off} of {size}");
         off += n;
     }
@@ -59,14 +66,19 @@ fn md5_node(fs: &dyn Filesystem, node: NodeId, size: u64) -> String {
     format!("{:x}", Md5::digest(&data))
 }
 
-
 fn tsk(tool: &str, args: &[String]) -> Vec<u8> {
     let out = Command::new(tool)
         .args(args)
         .env("TZ", "UTC")
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {tool}: {e} (apt-get install sleuthkit; scripts/test.sh does)"));
-    assert!(out.status.success(), "{tool} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        .unwrap_or_else(|e| {
+            panic!("cannot run {tool}: {e} (apt-get install sleuthkit; scripts/test.sh does)")
+        });
+    assert!(
+        out.status.success(),
+        "{tool} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -75,14 +87,22 @@ fn tsk(tool: &str, args: &[String]) -> Vec<u8> {
 /// `sector_off` is the partition start in 512-byte sectors. Returns the files compared.
 fn compare_with_tsk(img: &std::path::Path, sector_off: u64, fs: &NtfsFs) -> usize {
     let tree = walk(fs);
-    let base = vec!["-f".to_string(), "ntfs".to_string(), "-o".to_string(), sector_off.to_string(), img.display().to_string()];
+    let base = vec![
+        "-f".to_string(),
+        "ntfs".to_string(),
+        "-o".to_string(),
+        sector_off.to_string(),
+        img.display().to_string(),
+    ];
     let mut fls_args = vec!["-r".to_string(), "-p".to_string()];
     fls_args.extend(base.iter().cloned());
     let out = tsk("fls", &fls_args);
     let mut want_names = 0;
     let mut compared = 0;
     for line in String::from_utf8_lossy(&out).lines() {
-        let Some((head, name)) = line.split_once('\t') else { continue };
+        let Some((head, name)) = line.split_once('\t') else {
+            continue;
+        };
         if head.contains('*') || name.starts_with('$') {
             continue;
         }
@@ -92,7 +112,11 @@ fn compare_with_tsk(img: &std::path::Path, sector_off: u64, fs: &NtfsFs) -> usiz
         if let Some((file, stream)) = path.rsplit_once(':') {
             // A named stream: lookup("file:stream") must read what icat reads.
             let (parent, leaf) = file.rsplit_once('/').expect("slash");
-            let dir = if parent.is_empty() { fs.root() } else { tree[parent].3 };
+            let dir = if parent.is_empty() {
+                fs.root()
+            } else {
+                tree[parent].3
+            };
             let node = fs
                 .lookup(dir, format!("{leaf}:{stream}").as_bytes())
                 .expect("lookup stream")
@@ -102,9 +126,18 @@ fn compare_with_tsk(img: &std::path::Path, sector_off: u64, fs: &NtfsFs) -> usiz
             a.push(addr.clone());
             let want = tsk("icat", &a);
             assert_eq!(md.size, want.len() as u64, "{path}: stream size");
-            assert_eq!(read_node(fs, node, md.size), want, "{path}: stream contents");
-            let listed = fs.streams(NodeId(node.0 & ((1 << 48) - 1))).expect("streams");
-            assert!(listed.iter().any(|s| s.name == stream.as_bytes()), "{path} not listed by streams()");
+            assert_eq!(
+                read_node(fs, node, md.size),
+                want,
+                "{path}: stream contents"
+            );
+            let listed = fs
+                .streams(NodeId(node.0 & ((1 << 48) - 1)))
+                .expect("streams");
+            assert!(
+                listed.iter().any(|s| s.name == stream.as_bytes()),
+                "{path} not listed by streams()"
+            );
             compared += 1;
             continue;
         }
@@ -113,7 +146,12 @@ fn compare_with_tsk(img: &std::path::Path, sector_off: u64, fs: &NtfsFs) -> usiz
             .get(&path)
             .unwrap_or_else(|| panic!("{path} listed by fls is missing from our walk"))
             .clone();
-        let ino: u64 = addr.split('-').next().expect("inode").parse().expect("inode number");
+        let ino: u64 = addr
+            .split('-')
+            .next()
+            .expect("inode")
+            .parse()
+            .expect("inode number");
         assert_eq!(node.0, ino, "{path}: MFT record");
         match types.as_bytes().get(2) {
             Some(b'd') => assert_eq!(ty, FileType::Directory, "{path}: type"),
@@ -123,13 +161,22 @@ fn compare_with_tsk(img: &std::path::Path, sector_off: u64, fs: &NtfsFs) -> usiz
                 a.push(ino.to_string());
                 let want = tsk("icat", &a);
                 assert_eq!(size, want.len() as u64, "{path}: size");
-                assert_eq!(sum.as_deref(), Some(format!("{:x}", Md5::digest(&want)).as_str()), "{path}: md5");
+                assert_eq!(
+                    sum.as_deref(),
+                    Some(format!("{:x}", Md5::digest(&want)).as_str()),
+                    "{path}: md5"
+                );
                 compared += 1;
             }
             _ => {}
         }
     }
-    assert_eq!(tree.len(), want_names, "we list names fls does not: {:?}", tree.keys().collect::<Vec<_>>());
+    assert_eq!(
+        tree.len(),
+        want_names,
+        "we list names fls does not: {:?}",
+        tree.keys().collect::<Vec<_>>()
+    );
     compared
 }
 
@@ -142,7 +189,10 @@ fn testfs1_matches_create_script_blkid_and_sleuthkit() {
     assert_eq!(info.label, "mylabel");
     assert_eq!(info.block_size, 512);
     // blkid prints the serial as 16 upper-case hex digits.
-    let blkid = Command::new("blkid").args(["-o", "value", "-s", "UUID"]).arg(&img).output();
+    let blkid = Command::new("blkid")
+        .args(["-o", "value", "-s", "UUID"])
+        .arg(&img)
+        .output();
     if let Ok(out) = blkid {
         if out.status.success() {
             assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), info.uuid);
@@ -151,8 +201,14 @@ fn testfs1_matches_create_script_blkid_and_sleuthkit() {
     assert_eq!(info.uuid, "6F462FC17DF91EB8");
     let tree = walk(&fs);
     // create-testfs1.sh: the files and many_subdirs/1..512.
-    let missing: Vec<u32> = (1..=512).filter(|n| !tree.contains_key(&format!("/many_subdirs/{n}"))).collect();
-    assert!(missing.is_empty(), "missing {missing:?}; notes {:?}", fs.info().notes);
+    let missing: Vec<u32> = (1..=512)
+        .filter(|n| !tree.contains_key(&format!("/many_subdirs/{n}")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "missing {missing:?}; notes {:?}",
+        fs.info().notes
+    );
     for n in 1..=512 {
         assert_eq!(tree[&format!("/many_subdirs/{n}")].0, FileType::Directory);
     }
@@ -162,29 +218,60 @@ fn testfs1_matches_create_script_blkid_and_sleuthkit() {
     assert_eq!(tree["/1000-bytes-file"].1, 1000);
     let (_, size, _, sparse) = tree["/sparse-file"].clone();
     let data = read_node(&fs, sparse, size);
-    assert!(data[..5].iter().any(|&b| b != 0), "sparse-file has data at 0");
-    assert!(data[500_000..500_005].iter().any(|&b| b != 0), "sparse-file has data at 500000");
-    assert!(data[10_000..490_000].iter().all(|&b| b == 0), "the hole reads as zeros");
+    assert!(
+        data[..5].iter().any(|&b| b != 0),
+        "sparse-file has data at 0"
+    );
+    assert!(
+        data[500_000..500_005].iter().any(|&b| b != 0),
+        "sparse-file has data at 500000"
+    );
+    assert!(
+        data[10_000..490_000].iter().all(|&b| b == 0),
+        "the hole reads as zeros"
+    );
     // Case-insensitive lookup through $UpCase, and the metafiles stay hidden.
-    assert_eq!(fs.lookup(fs.root(), b"MANY_SUBDIRS").expect("lookup"), Some(tree["/many_subdirs"].3));
-    assert_eq!(fs.lookup(fs.root(), b"File-With-12345").expect("lookup"), Some(f));
+    assert_eq!(
+        fs.lookup(fs.root(), b"MANY_SUBDIRS").expect("lookup"),
+        Some(tree["/many_subdirs"].3)
+    );
+    assert_eq!(
+        fs.lookup(fs.root(), b"File-With-12345").expect("lookup"),
+        Some(f)
+    );
     assert!(!tree.keys().any(|k| k.starts_with("/$")));
-    assert_eq!(fs.resolve("/many_subdirs/512").expect("resolve"), tree["/many_subdirs/512"].3);
+    assert_eq!(
+        fs.resolve("/many_subdirs/512").expect("resolve"),
+        tree["/many_subdirs/512"].3
+    );
     let md = fs.metadata(fs.root()).expect("root");
     assert_eq!((md.mode, md.uid, md.gid), (0o777, 0, 0));
     // empty-file: mtime 2021-01-01 13:37 per the script (istat prints it too).
     let md = fs.metadata(tree["/empty-file"].3).expect("md");
     let mtime = md.mtime.expect("mtime").secs;
-    let istat = String::from_utf8_lossy(&tsk("istat", &[img.display().to_string(), tree["/empty-file"].3 .0.to_string()])).to_string();
+    let istat = String::from_utf8_lossy(&tsk(
+        "istat",
+        &[
+            img.display().to_string(),
+            tree["/empty-file"].3 .0.to_string(),
+        ],
+    ))
+    .to_string();
     // The script ran in UTC+1: istat prints 12:37 UTC.
-    assert!(istat.contains("File Modified:\t2021-01-01 12:37:00.000000000 (UTC)"), "istat: {istat}");
+    assert!(
+        istat.contains("File Modified:\t2021-01-01 12:37:00.000000000 (UTC)"),
+        "istat: {istat}"
+    );
     assert_eq!(mtime, 1_609_504_620, "mtime");
     assert_eq!(compare_with_tsk(&img, 0, &fs), 4);
 }
 
 #[test]
 fn dftt_7_undel_ntfs_allocated_files_match_icat() {
-    let img = corpus_support::unzipped("sleuthkit_test_data/from_brian/7-undel-ntfs.zip", "7-undel-ntfs/7-ntfs-undel.dd");
+    let img = corpus_support::unzipped(
+        "sleuthkit_test_data/from_brian/7-undel-ntfs.zip",
+        "7-undel-ntfs/7-ntfs-undel.dd",
+    );
     let fs = open_path(&img);
     let n = compare_with_tsk(&img, 0, &fs);
     assert!(n > 0);
@@ -193,12 +280,22 @@ fn dftt_7_undel_ntfs_allocated_files_match_icat() {
 fn partitions(img: &std::path::Path) -> (Arc<dyn BlockDevice>, Vec<guestctl_part::Partition>) {
     let disk: Arc<dyn BlockDevice> = Arc::new(RawFile::open(img).expect("open disk"));
     let table = guestctl_part::scan(disk.as_ref()).expect("partition table");
-    (disk, table.partitions.into_iter().filter(|p| !p.extended).collect())
+    (
+        disk,
+        table
+            .partitions
+            .into_iter()
+            .filter(|p| !p.extended)
+            .collect(),
+    )
 }
 
 #[test]
 fn dftt_10_ntfs_disk_partitions_and_part3_match_icat() {
-    let img = corpus_support::unzipped("sleuthkit_test_data/from_brian/10b-ntfs-autodetect.zip", "10-ntfs-autodetect/10-ntfs-disk.dd");
+    let img = corpus_support::unzipped(
+        "sleuthkit_test_data/from_brian/10b-ntfs-autodetect.zip",
+        "10-ntfs-autodetect/10-ntfs-disk.dd",
+    );
     let (disk, parts) = partitions(&img);
     // The disk image holds partitions 1 and 2 (mmls agrees); part3 is a separate image.
     assert_eq!(parts.len(), 2, "{parts:#?}");
@@ -213,7 +310,10 @@ fn dftt_10_ntfs_disk_partitions_and_part3_match_icat() {
         );
         compare_with_tsk(&part, 0, &fs);
     }
-    let p3 = corpus_support::unzipped("sleuthkit_test_data/from_brian/10b-ntfs-autodetect.zip", "10-ntfs-autodetect/10-ntfs-part3.dd");
+    let p3 = corpus_support::unzipped(
+        "sleuthkit_test_data/from_brian/10b-ntfs-autodetect.zip",
+        "10-ntfs-autodetect/10-ntfs-part3.dd",
+    );
     compare_with_tsk(&p3, 0, &open_path(&p3));
 }
 
@@ -238,9 +338,17 @@ fn dfvfs_windows_volume_qcow2_has_system32_config() {
     let image = guestctl_formats::open_image(&path, &guestctl_formats::OpenOptions::default())
         .expect("open qcow2");
     let fs = open(image.device());
-    let node = fs.resolve("/Windows/System32/config").expect("resolve config");
-    assert_eq!(fs.metadata(node).expect("md").file_type, FileType::Directory);
+    let node = fs
+        .resolve("/Windows/System32/config")
+        .expect("resolve config");
+    assert_eq!(
+        fs.metadata(node).expect("md").file_type,
+        FileType::Directory
+    );
     // Case-insensitive, like Windows.
-    assert_eq!(fs.resolve("/WINDOWS/system32/CONFIG").expect("resolve"), node);
+    assert_eq!(
+        fs.resolve("/WINDOWS/system32/CONFIG").expect("resolve"),
+        node
+    );
     walk(&fs);
 }

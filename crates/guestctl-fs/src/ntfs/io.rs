@@ -52,7 +52,9 @@ impl<'d> DevReader<'d> {
         let mut run_end = s + l;
         let mut next = i + 1;
         while done < buf.len() {
-            let n = usize::try_from(run_end - at).unwrap_or(usize::MAX).min(buf.len() - done);
+            let n = usize::try_from(run_end - at)
+                .unwrap_or(usize::MAX)
+                .min(buf.len() - done);
             self.dev
                 .read_exact_at(at, &mut buf[done..done + n])
                 .map_err(io::Error::other)?;
@@ -95,8 +97,8 @@ impl Read for DevReader<'_> {
             && self.pos + want as u64 <= self.window_off + self.window.len() as u64;
         if !in_window {
             let start = self.pos & !4095;
-            let len = usize::try_from((self.size - start).min(READ_AHEAD as u64))
-                .unwrap_or(READ_AHEAD);
+            let len =
+                usize::try_from((self.size - start).min(READ_AHEAD as u64)).unwrap_or(READ_AHEAD);
             self.window.resize(len, 0);
             self.dev
                 .read_exact_at(start, &mut self.window)

@@ -58,7 +58,10 @@ pub fn decompress_unit(input: &[u8], out: &mut [u8]) -> Result<(), Lznt1Error> {
             .filter(|&e| e <= input.len())
             .ok_or_else(|| err(ip, "chunk length runs past the end of the compression unit"))?;
         if op >= out.len() {
-            return Err(err(ip, "more chunks than the compression unit has room for"));
+            return Err(err(
+                ip,
+                "more chunks than the compression unit has room for",
+            ));
         }
         let chunk_out_len = CHUNK_SIZE.min(out.len() - op);
         let dst = &mut out[op..op + chunk_out_len];
@@ -66,7 +69,8 @@ pub fn decompress_unit(input: &[u8], out: &mut [u8]) -> Result<(), Lznt1Error> {
             let n = stored.min(dst.len());
             dst[..n].copy_from_slice(&input[start..start + n]);
         } else {
-            decompress_chunk(&input[start..end], dst).map_err(|e| err(start + e.offset, e.message))?;
+            decompress_chunk(&input[start..end], dst)
+                .map_err(|e| err(start + e.offset, e.message))?;
         }
         op += CHUNK_SIZE;
         ip = end;
@@ -106,7 +110,10 @@ pub fn decompress_chunk(src: &[u8], dst: &mut [u8]) -> Result<usize, Lznt1Error>
                     return Err(err(ip, "back-reference before the start of the chunk"));
                 }
                 if length > dst.len() - op {
-                    return Err(err(ip, "back-reference past the end of the 4096-byte chunk"));
+                    return Err(err(
+                        ip,
+                        "back-reference past the end of the 4096-byte chunk",
+                    ));
                 }
                 for _ in 0..length {
                     dst[op] = dst[op - offset];

@@ -44,8 +44,8 @@ use guestctl_block::BlockDevice;
 use ntfs::attribute_value::NtfsAttributeValue;
 use ntfs::structured_values::{NtfsFileAttributeFlags, NtfsFileNamespace, NtfsStandardInformation};
 use ntfs::{
-    Ntfs, NtfsAttribute, NtfsAttributeFlags, NtfsAttributeType, NtfsError,
-    NtfsFile, NtfsFileFlags, NtfsReadSeek, NtfsTime, UpcaseOrd,
+    Ntfs, NtfsAttribute, NtfsAttributeFlags, NtfsAttributeType, NtfsError, NtfsFile, NtfsFileFlags,
+    NtfsReadSeek, NtfsTime, UpcaseOrd,
 };
 
 use crate::{
@@ -87,7 +87,10 @@ impl std::fmt::Debug for NtfsFs {
 
 fn ntfs_err(e: NtfsError) -> Error {
     if let NtfsError::Io(io) = &e {
-        if let Some(b) = io.get_ref().and_then(|s| s.downcast_ref::<guestctl_block::Error>()) {
+        if let Some(b) = io
+            .get_ref()
+            .and_then(|s| s.downcast_ref::<guestctl_block::Error>())
+        {
             let off = b.offset();
             let mut err = Error::new(ErrorKind::Io, format!("reading the device failed: {b}"));
             if let Some(o) = off {
@@ -132,10 +135,14 @@ impl NtfsFs {
     /// Opens the NTFS volume on `dev`: boot sector, `$MFT`, `$UpCase`, the root directory
     /// and `$Volume`'s name.
     pub fn open(dev: Arc<dyn BlockDevice>, opts: &OpenOptions) -> Result<NtfsFs> {
+        guard(NodeId(0), || Self::open_inner(dev, opts))
+    }
+
+    fn open_inner(dev: Arc<dyn BlockDevice>, opts: &OpenOptions) -> Result<NtfsFs> {
         let _ = opts; // NTFS has no metadata checksums or journal replay here.
         let mut r = DevReader::new(dev.as_ref(), &[]);
-        let mut ntfs = Ntfs::new(&mut r)
-            .map_err(|e| ntfs_err(e).structure("NTFS boot sector").at(0))?;
+        let mut ntfs =
+            Ntfs::new(&mut r).map_err(|e| ntfs_err(e).structure("NTFS boot sector").at(0))?;
         let mut notes = Vec::new();
         if ntfs.size() > dev.size() {
             notes.push(format!(
@@ -148,9 +155,11 @@ impl NtfsFs {
             .map_err(|e| ntfs_err(e).structure("$UpCase").inode(10))?;
         let mft_runs = mft_runs(&ntfs, &mut r, &mut notes)?;
         let mut r = DevReader::new(dev.as_ref(), &mft_runs);
-        let root = ntfs
-            .root_directory(&mut r)
-            .map_err(|e| ntfs_err(e).structure("root directory MFT record").inode(ROOT_RECORD))?;
+        let root = ntfs.root_directory(&mut r).map_err(|e| {
+            ntfs_err(e)
+                .structure("root directory MFT record")
+                .inode(ROOT_RECORD)
+        })?;
         if !root.is_directory() {
             return Err(Error::corrupt("the root MFT record is not a directory").inode(ROOT_RECORD));
         }
@@ -217,9 +226,11 @@ impl NtfsFs {
         while let Some(item) = iter.next(r) {
             count += 1;
             if count > MAX_ATTRIBUTES {
-                return Err(Error::limit(format!("more than {MAX_ATTRIBUTES} attributes"))
-                    .structure("MFT record attributes")
-                    .inode(rec));
+                return Err(
+                    Error::limit(format!("more than {MAX_ATTRIBUTES} attributes"))
+                        .structure("MFT record attributes")
+                        .inode(rec),
+                );
             }
             let item = item.map_err(|e| ntfs_err(e).structure("attribute").inode(rec))?;
             let a = item
@@ -235,7 +246,9 @@ impl NtfsFs {
                 .map_err(|e| ntfs_err(e).structure("attribute name").inode(rec))?;
             match ty {
                 NtfsAttributeType::FileName => {
-                    if let Ok(fname) = a.structured_value::<_, ntfs::structured_values::NtfsFileName>(r) {
+                    if let Ok(fname) =
+                        a.structured_value::<_, ntfs::structured_values::NtfsFileName>(r)
+                    {
                         if fname.namespace() != NtfsFileNamespace::Dos {
                             facts.names += 1;
                         }
@@ -311,7 +324,9 @@ impl NtfsFs {
     ) -> Result<()> {
         let (rec, stream) = split(dir);
         if stream != 0 {
-            return Err(Error::new(ErrorKind::NotADirectory, "a data stream is not a directory").inode(rec));
+            return Err(
+                Error::new(ErrorKind::NotADirectory, "a data stream is not a directory").inode(rec),
+            );
         }
         let f = self.file(r, rec)?;
         if !f.is_directory() {
@@ -335,7 +350,9 @@ impl NtfsFs {
             let key = match entry.key() {
                 Some(Ok(k)) => k,
                 Some(Err(e)) => {
-                    self.note(format!("directory {rec}: unreadable index key skipped: {e}"));
+                    self.note(format!(
+                        "directory {rec}: unreadable index key skipped: {e}"
+                    ));
                     continue;
                 }
                 None => continue,
@@ -398,9 +415,11 @@ impl NtfsFs {
         while let Some(item) = iter.next(r) {
             count += 1;
             if count > MAX_ATTRIBUTES {
-                return Err(Error::limit(format!("more than {MAX_ATTRIBUTES} attributes"))
-                    .structure("MFT record attributes")
-                    .inode(rec));
+                return Err(
+                    Error::limit(format!("more than {MAX_ATTRIBUTES} attributes"))
+                        .structure("MFT record attributes")
+                        .inode(rec),
+                );
             }
             let item = item.map_err(|e| ntfs_err(e).structure("attribute").inode(rec))?;
             let a = item
@@ -574,9 +593,17 @@ impl NtfsFs {
         Ok(())
     }
 
-    fn check_readable(&self, f: &NtfsFile<'_>, facts: &RecordFacts, rec: u64, stream: u16) -> Result<()> {
+    fn check_readable(
+        &self,
+        f: &NtfsFile<'_>,
+        facts: &RecordFacts,
+        rec: u64,
+        stream: u16,
+    ) -> Result<()> {
         let si = self.std_info(f, rec)?;
-        if si.file_attributes().contains(NtfsFileAttributeFlags::ENCRYPTED)
+        if si
+            .file_attributes()
+            .contains(NtfsFileAttributeFlags::ENCRYPTED)
             || facts.efs_stream
             || facts.data_encrypted
         {
@@ -604,7 +631,9 @@ impl NtfsFs {
                         .inode(rec))
                     }
                     Err(e) => {
-                        return Err(Error::corrupt(e.to_string()).structure("$REPARSE_POINT").inode(rec))
+                        return Err(Error::corrupt(e.to_string())
+                            .structure("$REPARSE_POINT")
+                            .inode(rec))
                     }
                 }
             }
@@ -656,16 +685,22 @@ fn collect_runs(runs: ntfs::attribute_value::NtfsDataRuns<'_, '_>, rec: u64) -> 
             len,
             dev: run.data_position().value().map(|p| p.get()),
         });
-        start = start
-            .checked_add(len)
-            .ok_or_else(|| Error::corrupt("data runs overflow").structure("data runs").inode(rec))?;
+        start = start.checked_add(len).ok_or_else(|| {
+            Error::corrupt("data runs overflow")
+                .structure("data runs")
+                .inode(rec)
+        })?;
     }
     Ok(out)
 }
 
 /// The runs of `$MFT`'s unnamed `$DATA` attribute in record 0 (for [`DevReader`]'s stitching
 /// of records split between runs).
-fn mft_runs(ntfs: &Ntfs, r: &mut DevReader<'_>, notes: &mut Vec<String>) -> Result<Vec<(u64, u64)>> {
+fn mft_runs(
+    ntfs: &Ntfs,
+    r: &mut DevReader<'_>,
+    notes: &mut Vec<String>,
+) -> Result<Vec<(u64, u64)>> {
     let mft = ntfs
         .file(r, 0)
         .map_err(|e| ntfs_err(e).structure("$MFT record").inode(0))?;
@@ -700,7 +735,11 @@ fn mft_runs(ntfs: &Ntfs, r: &mut DevReader<'_>, notes: &mut Vec<String>) -> Resu
 }
 
 /// Reads exactly `buf.len()` bytes from an attribute value.
-fn read_value(v: &mut NtfsAttributeValue<'_, '_>, r: &mut DevReader<'_>, buf: &mut [u8]) -> Result<()> {
+fn read_value(
+    v: &mut NtfsAttributeValue<'_, '_>,
+    r: &mut DevReader<'_>,
+    buf: &mut [u8],
+) -> Result<()> {
     let mut done = 0;
     while done < buf.len() {
         let n = v.read(r, &mut buf[done..]).map_err(ntfs_err)?;
@@ -726,20 +765,8 @@ fn allocated(a: &NtfsAttribute<'_, '_>, r: &mut DevReader<'_>) -> u64 {
     }
 }
 
-impl Filesystem for NtfsFs {
-    fn info(&self) -> FsInfo {
-        let mut info = self.info.clone();
-        if let Ok(n) = self.notes.lock() {
-            info.notes.extend(n.iter().cloned());
-        }
-        info
-    }
-
-    fn root(&self) -> NodeId {
-        NodeId(ROOT_RECORD)
-    }
-
-    fn metadata(&self, node: NodeId) -> Result<Metadata> {
+impl NtfsFs {
+    fn metadata_inner(&self, node: NodeId) -> Result<Metadata> {
         let (rec, stream) = split(node);
         let mut r = self.reader();
         let f = self.file(&mut r, rec)?;
@@ -749,10 +776,9 @@ impl Filesystem for NtfsFs {
         let mut size = 0;
         let mut alloc = 0;
         if stream != 0 {
-            let (_, len) = facts
-                .streams
-                .get(usize::from(stream) - 1)
-                .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no data stream #{stream}")).inode(rec))?;
+            let (_, len) = facts.streams.get(usize::from(stream) - 1).ok_or_else(|| {
+                Error::new(ErrorKind::NotFound, format!("no data stream #{stream}")).inode(rec)
+            })?;
             file_type = FileType::Regular;
             size = *len;
         } else {
@@ -762,13 +788,18 @@ impl Filesystem for NtfsFs {
                     alloc = facts.data_alloc;
                 }
                 FileType::Symlink => {
-                    size = self.read_link(node).map(|t| t.len() as u64).unwrap_or(0);
+                    size = self
+                        .read_link_inner(node)
+                        .map(|t| t.len() as u64)
+                        .unwrap_or(0);
                 }
                 _ => {}
             }
         }
         let attrs = si.file_attributes();
-        let mode = if file_type == FileType::Regular && attrs.contains(NtfsFileAttributeFlags::READ_ONLY) {
+        let mode = if file_type == FileType::Regular
+            && attrs.contains(NtfsFileAttributeFlags::READ_ONLY)
+        {
             0o555
         } else {
             0o777
@@ -790,7 +821,7 @@ impl Filesystem for NtfsFs {
         })
     }
 
-    fn read_dir(&self, dir: NodeId) -> Result<Vec<DirEntry>> {
+    fn read_dir_inner(&self, dir: NodeId) -> Result<Vec<DirEntry>> {
         let mut r = self.reader();
         let (dir_rec, _) = split(dir);
         let mut raw: Vec<(Vec<u8>, u64, u16, FileType)> = Vec::new();
@@ -822,7 +853,7 @@ impl Filesystem for NtfsFs {
         Ok(out)
     }
 
-    fn lookup(&self, dir: NodeId, name: &[u8]) -> Result<Option<NodeId>> {
+    fn lookup_inner(&self, dir: NodeId, name: &[u8]) -> Result<Option<NodeId>> {
         let Ok(name) = std::str::from_utf8(name) else {
             return Ok(None);
         };
@@ -852,7 +883,7 @@ impl Filesystem for NtfsFs {
         Ok(None)
     }
 
-    fn read_at(&self, node: NodeId, offset: u64, buf: &mut [u8]) -> Result<usize> {
+    fn read_at_inner(&self, node: NodeId, offset: u64, buf: &mut [u8]) -> Result<usize> {
         let (rec, stream) = split(node);
         let mut r = self.reader();
         let f = self.file(&mut r, rec)?;
@@ -868,7 +899,9 @@ impl Filesystem for NtfsFs {
             if stream == 0 {
                 return Ok(0);
             }
-            return Err(Error::new(ErrorKind::NotFound, format!("no data stream #{stream}")).inode(rec));
+            return Err(
+                Error::new(ErrorKind::NotFound, format!("no data stream #{stream}")).inode(rec),
+            );
         };
         let a = item
             .to_attribute()
@@ -876,7 +909,7 @@ impl Filesystem for NtfsFs {
         self.read_data(&mut r, &a, rec, offset, buf)
     }
 
-    fn read_link(&self, node: NodeId) -> Result<Vec<u8>> {
+    fn read_link_inner(&self, node: NodeId) -> Result<Vec<u8>> {
         let (rec, _) = split(node);
         let mut r = self.reader();
         let f = self.file(&mut r, rec)?;
@@ -884,20 +917,20 @@ impl Filesystem for NtfsFs {
         let Some(buf) = &facts.reparse else {
             return Err(Error::new(ErrorKind::InvalidInput, "not a symbolic link").inode(rec));
         };
-        let rp = reparse::parse(buf)
-            .map_err(|e| Error::corrupt(e.to_string()).structure("$REPARSE_POINT").inode(rec))?;
+        let rp = reparse::parse(buf).map_err(|e| {
+            Error::corrupt(e.to_string())
+                .structure("$REPARSE_POINT")
+                .inode(rec)
+        })?;
         match rp.link_target() {
             Ok(t) => Ok(t.into_bytes()),
-            Err(e) => Err(Error::unsupported(e.message).structure("$REPARSE_POINT").inode(rec)),
+            Err(e) => Err(Error::unsupported(e.message)
+                .structure("$REPARSE_POINT")
+                .inode(rec)),
         }
     }
 
-    fn xattrs(&self, node: NodeId) -> Result<Vec<Xattr>> {
-        let _ = node;
-        Ok(Vec::new())
-    }
-
-    fn streams(&self, node: NodeId) -> Result<Vec<StreamInfo>> {
+    fn streams_inner(&self, node: NodeId) -> Result<Vec<StreamInfo>> {
         let (rec, stream) = split(node);
         if stream != 0 {
             return Ok(Vec::new());
@@ -913,6 +946,67 @@ impl Filesystem for NtfsFs {
                 size,
             })
             .collect())
+    }
+}
+
+impl Filesystem for NtfsFs {
+    fn info(&self) -> FsInfo {
+        let mut info = self.info.clone();
+        if let Ok(n) = self.notes.lock() {
+            info.notes.extend(n.iter().cloned());
+        }
+        info
+    }
+
+    fn root(&self) -> NodeId {
+        NodeId(ROOT_RECORD)
+    }
+
+    fn metadata(&self, node: NodeId) -> Result<Metadata> {
+        guard(node, || self.metadata_inner(node))
+    }
+
+    fn read_dir(&self, dir: NodeId) -> Result<Vec<DirEntry>> {
+        guard(dir, || self.read_dir_inner(dir))
+    }
+
+    fn lookup(&self, dir: NodeId, name: &[u8]) -> Result<Option<NodeId>> {
+        guard(dir, || self.lookup_inner(dir, name))
+    }
+
+    fn read_at(&self, node: NodeId, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        guard(node, || self.read_at_inner(node, offset, buf))
+    }
+
+    fn read_link(&self, node: NodeId) -> Result<Vec<u8>> {
+        guard(node, || self.read_link_inner(node))
+    }
+
+    fn xattrs(&self, node: NodeId) -> Result<Vec<Xattr>> {
+        let _ = node;
+        Ok(Vec::new())
+    }
+
+    fn streams(&self, node: NodeId) -> Result<Vec<StreamInfo>> {
+        guard(node, || self.streams_inner(node))
+    }
+}
+
+/// Runs one operation, turning a panic inside the `ntfs` crate into a corrupt-filesystem
+/// error for that node.
+///
+/// Last resort, measured: the crate (0.4.0) panics on some bit-flipped index records (a
+/// slice index out of range in `index_entry.rs` when an entry claims more bytes than its
+/// record has). Our own code does not panic on bad input; the crate's state used here is
+/// read-only (`&Ntfs`), and the notes mutex is only ever locked with poisoning tolerated, so
+/// nothing is left half-updated. The default panic hook still prints the crate's message.
+fn guard<T>(node: NodeId, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(_) => Err(
+            Error::corrupt("the ntfs crate panicked on this record's metadata (caught)")
+                .inode(node.0 & RECORD_MASK),
+        ),
     }
 }
 

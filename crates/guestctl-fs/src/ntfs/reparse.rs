@@ -68,7 +68,11 @@ pub struct ReparseError {
 
 impl fmt::Display for ReparseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "reparse data at byte {:#x}: {}", self.offset, self.message)
+        write!(
+            f,
+            "reparse data at byte {:#x}: {}",
+            self.offset, self.message
+        )
     }
 }
 
@@ -93,15 +97,24 @@ fn u32_at(b: &[u8], off: usize) -> Result<u32, ReparseError> {
         .ok_or_else(|| err(off, "field past the end of the buffer"))
 }
 
-fn utf16_name(buf: &[u8], base: usize, off: u16, len: u16, field: usize) -> Result<String, ReparseError> {
+fn utf16_name(
+    buf: &[u8],
+    base: usize,
+    off: u16,
+    len: u16,
+    field: usize,
+) -> Result<String, ReparseError> {
     let start = base + usize::from(off);
     let end = start + usize::from(len);
     if len % 2 != 0 {
         return Err(err(field, "name length is odd"));
     }
-    let bytes = buf
-        .get(start..end)
-        .ok_or_else(|| err(field, format!("name at {start:#x}..{end:#x} lies past the end of the buffer")))?;
+    let bytes = buf.get(start..end).ok_or_else(|| {
+        err(
+            field,
+            format!("name at {start:#x}..{end:#x} lies past the end of the buffer"),
+        )
+    })?;
     let units: Vec<u16> = bytes
         .chunks_exact(2)
         .map(|c| u16::from_le_bytes([c[0], c[1]]))
@@ -112,12 +125,21 @@ fn utf16_name(buf: &[u8], base: usize, off: u16, len: u16, field: usize) -> Resu
 /// Parses a reparse buffer.
 pub fn parse(buf: &[u8]) -> Result<Reparse, ReparseError> {
     if buf.len() > MAX_REPARSE_SIZE {
-        return Err(err(0, format!("buffer of {} bytes is larger than 16 KiB", buf.len())));
+        return Err(err(
+            0,
+            format!("buffer of {} bytes is larger than 16 KiB", buf.len()),
+        ));
     }
     let tag = u32_at(buf, 0)?;
     let data_len = usize::from(u16_at(buf, 4)?);
     if 8 + data_len > buf.len() {
-        return Err(err(4, format!("data length {data_len} runs past the end of the {}-byte buffer", buf.len())));
+        return Err(err(
+            4,
+            format!(
+                "data length {data_len} runs past the end of the {}-byte buffer",
+                buf.len()
+            ),
+        ));
     }
     let data = &buf[..8 + data_len];
     match tag {
@@ -266,6 +288,10 @@ mod tests {
         let b = [0x17, 0, 0, 0x80, 0, 0, 0, 0];
         let r = parse(&b).expect("valid");
         assert_eq!(r, Reparse::Other { tag: TAG_WOF });
-        assert!(r.link_target().expect_err("not a link").message.contains("WOF"));
+        assert!(r
+            .link_target()
+            .expect_err("not a link")
+            .message
+            .contains("WOF"));
     }
 }
