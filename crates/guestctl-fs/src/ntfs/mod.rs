@@ -254,10 +254,8 @@ impl NtfsFs {
                         }
                     }
                 }
-                NtfsAttributeType::LoggedUtilityStream => {
-                    if name.to_string_lossy() == "$EFS" {
-                        facts.efs_stream = true;
-                    }
+                NtfsAttributeType::LoggedUtilityStream if name.to_string_lossy() == "$EFS" => {
+                    facts.efs_stream = true;
                 }
                 NtfsAttributeType::ReparsePoint => {
                     let len = a.value_length();
@@ -445,7 +443,6 @@ impl NtfsFs {
                 }
             };
             if hit {
-                drop(a);
                 return Ok(Some(item));
             }
         }
