@@ -285,6 +285,10 @@ impl Guestfs {
                 d.device,
                 &fs::OpenOptions::default(),
             )?)),
+            Some(p) if p.fs_type == "ntfs" => Ok(Arc::new(fs::ntfs::NtfsFs::open(
+                d.device,
+                &fs::OpenOptions::default(),
+            )?)),
             Some(p) => Err(fs::Error::unsupported(format!(
                 "{device} holds {}, which guestctl cannot read yet",
                 p.fs_type

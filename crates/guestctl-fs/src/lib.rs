@@ -20,6 +20,7 @@ mod error;
 pub mod ext;
 pub mod fat;
 pub mod mount;
+pub mod ntfs;
 mod path;
 pub mod probe;
 

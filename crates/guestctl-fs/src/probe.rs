@@ -61,7 +61,7 @@ pub fn probe(dev: &dyn BlockDevice) -> Option<Probe> {
     if head.len() >= 512 {
         if &head[3..11] == b"NTFS    " {
             let serial = u64::from_le_bytes(head[0x48..0x50].try_into().ok()?);
-            return p("ntfs", String::new(), format!("{serial:016X}"), false);
+            return p("ntfs", String::new(), format!("{serial:016X}"), true);
         }
         if &head[3..11] == b"EXFAT   " {
             let serial = u32::from_le_bytes(head[0x64..0x68].try_into().ok()?);
