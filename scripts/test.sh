@@ -23,6 +23,8 @@ want rpm rpm
 want sqlite3 sqlite3
 want xz xz-utils
 want hivexregedit libhivex-bin
+want ntfscp ntfs-3g
+want mkntfs ntfs-3g
 want fls sleuthkit
 want icat sleuthkit
 want sfdisk fdisk

@@ -141,13 +141,17 @@ fn make_image(dir: &Path, name: &str, opts: &[&str], kib: u32, src: &Path) -> Pa
         if &boot[82..87] == b"FAT32" {
             let bps = u64::from(u16::from_le_bytes([boot[11], boot[12]]));
             let fsinfo = u64::from(u16::from_le_bytes([boot[48], boot[49]]));
-            f.write_all_at(&[0xFF; 4], fsinfo * bps + 492).expect("fsinfo");
+            f.write_all_at(&[0xFF; 4], fsinfo * bps + 492)
+                .expect("fsinfo");
         }
     }
     // The big file goes first, into the holes: fragmented whatever the host's readdir order.
     tool("mmd", &["-i", at, "::/big"]);
     let big = src.join("big/three-and-a-bit.bin");
-    tool("mcopy", &["-m", "-i", at, big.to_str().expect("p"), "::/big/"]);
+    tool(
+        "mcopy",
+        &["-m", "-i", at, big.to_str().expect("p"), "::/big/"],
+    );
     let mut cp = vec!["-s".to_string(), "-m".into(), "-i".into(), at.into()];
     for e in std::fs::read_dir(src).expect("src") {
         let e = e.expect("e");
@@ -336,7 +340,13 @@ fn fat12_fat16_fat32_match_the_source_tree() {
     }
     // The filler pass must really have fragmented the big file (else the test proves less).
     eprintln!("runs of the big file per image (istat): {report:?}");
-    for name in ["fat12.img", "fat16.img", "fat32.img", "fat32-4k.img", "fat16-4k.img"] {
+    for name in [
+        "fat12.img",
+        "fat16.img",
+        "fat32.img",
+        "fat32-4k.img",
+        "fat16-4k.img",
+    ] {
         let n = report[name];
         assert!(n > 1, "{name}: big file is not fragmented ({n} run)");
     }

@@ -94,13 +94,15 @@ fn mutate(orig: &[u8], what: &str, rounds: usize) {
 
 #[test]
 fn bit_flipped_testfs1_never_panics_or_hangs() {
-    let orig = std::fs::read(corpus_support::corpus_file("ntfs/testdata/testfs1")).expect("read testfs1");
+    let orig =
+        std::fs::read(corpus_support::corpus_file("ntfs/testdata/testfs1")).expect("read testfs1");
     mutate(&orig, "testfs1", 300);
 }
 
 #[test]
 fn bit_flipped_fixture_never_panics_or_hangs() {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/ntfs.img.zst");
-    let orig = zstd::decode_all(std::fs::File::open(p).expect("fixtures/ntfs.img.zst")).expect("zstd -d");
+    let orig =
+        zstd::decode_all(std::fs::File::open(p).expect("fixtures/ntfs.img.zst")).expect("zstd -d");
     mutate(&orig, "the ntfs-3g fixture", 200);
 }
