@@ -12,7 +12,7 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
   esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(detect qcow2 vmdk ext ext_journal part inspect_parsers registry lvm fat)
+[ ${#targets[@]} -gt 0 ] || targets=(detect qcow2 vmdk ext ext_journal part inspect_parsers registry lvm fat ntfs lznt1 reparse)
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 1; }
 command -v qemu-img >/dev/null || { echo "qemu-img missing: apt-get install qemu-utils" >&2; exit 1; }
 
@@ -54,6 +54,11 @@ make_seeds() {
   fi
   printf 'ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12"\n' > "$ip/os-release"
   printf 'UUID=abcd / ext4 defaults 0 1\nLABEL=b\\040c /boot ext2 defaults 0 2\n' > "$ip/fstab"
+  # NTFS seeds: the ntfs crate's testfs1 from the corpus (first 1 MiB: boot sector, $MFT,
+  # indexes) and a small volume made by mkntfs.
+  local n; n=$(seed_dir ntfs)
+  [ -f ../shared/corpus/ntfs/testdata/testfs1 ] && head -c 1048576 ../shared/corpus/ntfs/testdata/testfs1 > "$n/testfs1"
+  truncate -s 1M "$t/ntfs" && mkntfs -q -Q -F -c 512 "$t/ntfs" >/dev/null 2>&1 && cp "$t/ntfs" "$n/mkntfs" || true
   local d; d=$(seed_dir detect)
   cp "$q"/* "$v"/* "$d"/ 2>/dev/null || true
   rm -rf "$t"
