@@ -20,11 +20,13 @@ src=$work/src
 if [ ! -f "$img" ]; then
   rm -rf "$src"; mkdir -p "$src"
   # Regular files only (FAT has no symlinks), names as they are.
-  (cd /usr/share && find doc man -type f -size -2M | head -6000) > "$work/list"
+  # FAT-safe names only (no :*?"<>|\ , unique ignoring case), so the image holds exactly the tree.
+  (cd /usr/share && find doc man -type f -size -2M |
+    awk '!/[:*?"<>|\\]/ && !/[. ]$/ { k = tolower($0); if (!(k in seen) && n < 6000) { seen[k]; n++; print } }') > "$work/list"
   (cd /usr/share && tar -cf - -T "$work/list") | (cd "$src" && tar -xf -)
   mb=$(( $(du -sm "$src" | cut -f1) * 2 + 64 ))
-  mkfs.fat -q -C -F 32 "$img" $((mb * 1024)) >/dev/null
-  MTOOLS_SKIP_CHECK=1 mcopy -s -i "$img" "$src/doc" "$src/man" ::/
+  mkfs.fat -C -F 32 "$img" $((mb * 1024)) >/dev/null
+  MTOOLS_SKIP_CHECK=1 mcopy -D o -s -i "$img" "$src/doc" "$src/man" ::/
 fi
 cat "$img" > /dev/null  # page cache
 files=$(find "$src" -type f | wc -l)
