@@ -340,3 +340,104 @@ fn qcow2_output_over_a_backing_file() {
     assert!(o.status.success());
     verify(d, "src.raw", "flat.qcow2");
 }
+
+/// A 24 MiB source of random, compressible and zero MiBs, so that small clusters give many L2
+/// tables and refcount blocks, written out as they complete (interleaved with the data).
+#[test]
+fn qcow2_output_with_many_l2_tables_and_refcount_blocks() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let mut data = Vec::with_capacity(24 << 20);
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    for mib in 0..24u64 {
+        for i in 0..(1u64 << 20) / 8 {
+            let word = match mib % 3 {
+                0 => {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x
+                }
+                1 => 0x6c6f_7265_6d20_6970 ^ (i / 512),
+                _ => 0,
+            };
+            data.extend_from_slice(&word.to_le_bytes());
+        }
+    }
+    std::fs::write(d.join("src.raw"), &data).expect("write");
+    let variants: &[&[&str]] = &[
+        &["--cluster-size", "4096"],
+        &["--cluster-size", "4096", "-c"],
+        &["--cluster-size", "512", "--compress=zstd"],
+        &["--cluster-size", "1024", "-c", "--level", "1"],
+    ];
+    for (j, v) in variants.iter().enumerate() {
+        let out = format!("out-{j}.qcow2");
+        let mut args = vec![
+            "convert",
+            "--no-progress",
+            "src.raw",
+            out.as_str(),
+            "-O",
+            "qcow2",
+        ];
+        args.extend_from_slice(v);
+        guestctl(&args, d);
+        verify(d, "src.raw", &out);
+    }
+}
+
+/// A 64 TiB disk with 4 MiB of data converts in a moment (batches start at the next data, so
+/// unallocated space costs one map() per GiB), and a cluster size whose L1 table would pass
+/// qemu's 32 MiB limit is refused up front.
+#[test]
+fn qcow2_output_of_a_huge_sparse_disk() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    qemu_img(&["create", "-q", "-f", "qcow2", "big.qcow2", "64T"], d);
+    qemu_io(
+        "qcow2",
+        "big.qcow2",
+        &[
+            "write -P 0x61 0 1M",
+            "write -P 0x62 17T 64k",
+            "write -P 0x63 40000G 3M",
+            "write -z 50T 1M",
+            "write -P 0x64 65535G 64k",
+        ],
+        d,
+    );
+    let t = std::time::Instant::now();
+    guestctl(&["convert", "big.qcow2", "out.qcow2", "-O", "qcow2"], d);
+    assert!(t.elapsed().as_secs() < 30, "took {:?}", t.elapsed());
+    let o = qemu_img(&["check", "out.qcow2"], d);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("No errors were found"), "{text}");
+    assert!(text.contains("66/1073741824"), "{text}");
+    qemu_img(&["compare", "-q", "big.qcow2", "out.qcow2"], d);
+    let o = guestctl_out(
+        &[
+            "convert",
+            "big.qcow2",
+            "o512.qcow2",
+            "-O",
+            "qcow2",
+            "--cluster-size",
+            "512",
+        ],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("L1 table") && err.contains("--cluster-size"),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(d)
+        .expect("ls")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("o512"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

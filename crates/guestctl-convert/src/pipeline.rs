@@ -27,29 +27,38 @@ fn apply(ops: &[Op], buf: &[u8], wr: Write<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Runs `batches` batches: `read(k, buf)` fills the batch buffer (`buf_len` bytes) in
-/// parallel and returns what it found, `plan(k, found)` turns that into writes (serially, in
-/// batch order), which are applied while batch `k + 1` is read.
-pub(crate) fn run<T: Send>(
-    batches: u64,
+/// Runs the batches `next` hands out, in order: `read(b, buf)` fills the batch buffer
+/// (`buf_len` bytes) in parallel and returns what it found, `plan(b, found)` turns that into
+/// writes (serially, in batch order), which are applied while the next batch is read.
+pub(crate) fn run<B: Copy + Send, T: Send>(
+    next: &mut dyn FnMut() -> Result<Option<B>>,
     buf_len: usize,
-    read: &(dyn Fn(u64, &mut [u8]) -> Result<T> + Sync),
-    plan: &mut dyn FnMut(u64, T) -> Result<Vec<Op>>,
+    read: &(dyn Fn(B, &mut [u8]) -> Result<T> + Sync),
+    plan: &mut dyn FnMut(B, T) -> Result<Vec<Op>>,
     wr: Write<'_>,
 ) -> Result<()> {
     let mut bufs = [AlignedBuf::new(buf_len), AlignedBuf::new(buf_len)];
     let mut pending: Vec<Op> = Vec::new();
-    for k in 0..batches {
+    let mut k = 0usize;
+    while let Some(b) = next()? {
         let [b0, b1] = &mut bufs;
         let (cur, prev): (&mut [u8], &[u8]) = if k % 2 == 0 { (b0, b1) } else { (b1, b0) };
         let ops = std::mem::take(&mut pending);
-        let (written, found) = rayon::join(|| apply(&ops, prev, wr), || read(k, cur));
+        let (written, found) = rayon::join(|| apply(&ops, prev, wr), move || read(b, cur));
         written?;
-        pending = plan(k, found?)?;
+        pending = plan(b, found?)?;
+        k += 1;
     }
-    apply(
-        &pending,
-        &bufs[(batches.saturating_sub(1) % 2) as usize],
-        wr,
-    )
+    // The last batch read went into buffer (k - 1) % 2.
+    apply(&pending, &bufs[(k + 1) % 2], wr)
+}
+
+/// Batches `0..n`, for [`run`].
+pub(crate) fn counter(n: u64) -> impl FnMut() -> Result<Option<u64>> {
+    let mut k = 0u64;
+    move || {
+        let b = (k < n).then_some(k);
+        k += 1;
+        Ok(b)
+    }
 }

@@ -1,7 +1,11 @@
 //! A qcow2 v3 writer: data clusters appended in guest order (zero/unallocated clusters are
-//! never written), optional zlib or zstd compression done in parallel by rayon, then the L2
-//! tables, refcount blocks and refcount table appended, and the header and L1 table written
-//! last at the front. The result needs no repair: `qemu-img check` finds no errors or leaks.
+//! never written, and batches start at the next data the source's map() shows, so empty
+//! terabytes cost nothing), optional zlib or zstd compression done in parallel by rayon. Each
+//! L2 table and refcount block is written as soon as it is complete, between the data
+//! clusters, so memory stays bounded whatever the image size (the L1 and refcount tables,
+//! capped at qemu's 32 and 8 MiB, one L2 table, a window of refcounts); the last refcount
+//! blocks and the refcount table go at the end, and the header and L1 table are written last
+//! at the front. The result needs no repair: `qemu-img check` finds no errors or leaks.
 
 use std::fs::File;
 use std::io::Write;
@@ -82,6 +86,20 @@ fn compress(c: Compression, level: Option<i32>, data: &[u8]) -> Option<Vec<u8>> 
     (out.len() + 512 <= data.len()).then_some(out)
 }
 
+/// The first cluster in `[from, to)` holding data in `dev`'s map, if any.
+fn first_data(dev: &dyn BlockDevice, from: u64, to: u64, cs: u64) -> Result<Option<u64>> {
+    let start = from * cs;
+    if start >= dev.size() {
+        return Ok(None);
+    }
+    let len = (to * cs).min(dev.size()) - start;
+    Ok(dev
+        .map(start, len)?
+        .iter()
+        .find(|x| x.kind == ExtentKind::Data && x.len > 0)
+        .map(|x| x.offset.max(start) / cs))
+}
+
 /// Which clusters of `[first, first + has.len()) * cs` hold data in `dev`'s map (ranges past
 /// the device's end hold none).
 fn mark_data(dev: &dyn BlockDevice, first: u64, cs: u64, has: &mut [bool]) -> Result<()> {
@@ -104,6 +122,157 @@ fn mark_data(dev: &dyn BlockDevice, first: u64, cs: u64, has: &mut [bool]) -> Re
         }
     }
     Ok(())
+}
+
+/// qemu's limits: it refuses to open images whose L1 or refcount table is larger.
+const MAX_L1_BYTES: u64 = 32 << 20;
+const MAX_REFTABLE_BYTES: u64 = 8 << 20;
+
+/// Host cluster allocation in file order. L2 tables and refcount blocks are written out as
+/// soon as they are complete, so the writer's memory is bounded whatever the image size: the
+/// L1 and refcount tables (both capped by the format), one L2 table and a short window of
+/// refcounts.
+struct Alloc {
+    cs: u64,
+    /// First unused host byte (cluster aligned).
+    next: u64,
+    /// Where the next compressed cluster is packed (0: start a new host cluster).
+    cpos: u64,
+    /// Refcounts per refcount block (16-bit entries).
+    per_block: u64,
+    /// First refcount block not yet written; `win[i]` counts host cluster
+    /// `win_block * per_block + i`.
+    win_block: u64,
+    win: Vec<u16>,
+    /// Host offsets of the refcount blocks written so far (the refcount table).
+    reftable: Vec<u64>,
+}
+
+impl Alloc {
+    fn new(cs: u64, first_free: u64) -> Result<Alloc> {
+        let mut a = Alloc {
+            cs,
+            next: first_free,
+            cpos: 0,
+            per_block: cs / 2,
+            win_block: 0,
+            win: Vec::new(),
+            reftable: Vec::new(),
+        };
+        for c in 0..first_free / cs {
+            a.inc(c)?;
+        }
+        Ok(a)
+    }
+
+    fn inc(&mut self, host_cluster: u64) -> Result<()> {
+        let i = (host_cluster - self.win_block * self.per_block) as usize;
+        if i >= self.win.len() {
+            self.win.resize(i + 1, 0);
+        }
+        self.win[i] = self.win[i].checked_add(1).ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                "qcow2 refcount overflow (internal)",
+            )
+        })?;
+        Ok(())
+    }
+
+    /// One whole host cluster (plain data or metadata); ends any compressed packing.
+    fn cluster(&mut self) -> Result<u64> {
+        let at = self.next;
+        self.next += self.cs;
+        self.cpos = 0;
+        self.inc(at / self.cs)?;
+        Ok(at)
+    }
+
+    /// `len` bytes of compressed data, packed back to back and sector aligned, crossing host
+    /// clusters like qemu; every host cluster touched counts one reference.
+    fn compressed(&mut self, len: u64) -> Result<u64> {
+        if self.cpos == 0 {
+            self.cpos = self.next;
+        }
+        let at = self.cpos;
+        for hc in at / self.cs..=(at + len - 1) / self.cs {
+            self.inc(hc)?;
+        }
+        self.cpos = (at + len).div_ceil(512) * 512;
+        self.next = self.next.max(self.cpos.div_ceil(self.cs) * self.cs);
+        Ok(at)
+    }
+
+    /// Writes the refcount blocks that nothing can change any more: those wholly below the
+    /// host cluster the next allocation may touch.
+    fn complete_blocks(&mut self, ops: &mut Vec<Op>) -> Result<()> {
+        loop {
+            let low = if self.cpos != 0 { self.cpos } else { self.next } / self.cs;
+            if (self.win_block + 1) * self.per_block > low {
+                return Ok(());
+            }
+            // The block's own cluster lies past `low`, in a later block.
+            let at = self.cluster()?;
+            let n = self.per_block as usize;
+            if self.win.len() < n {
+                self.win.resize(n, 0);
+            }
+            let block: Vec<u8> = self.win.drain(..n).flat_map(|r| r.to_be_bytes()).collect();
+            ops.push(Op::Bytes(block, at));
+            self.reftable.push(at);
+            self.win_block += 1;
+            self.check_reftable(self.reftable.len() as u64)?;
+        }
+    }
+
+    fn check_reftable(&self, blocks: u64) -> Result<()> {
+        if blocks * 8 > MAX_REFTABLE_BYTES {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "the refcount table would exceed qemu's {} MiB limit with {}-byte clusters; use a larger --cluster-size",
+                    MAX_REFTABLE_BYTES >> 20,
+                    self.cs
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Allocates and writes the last refcount blocks and the refcount table, which count
+    /// themselves too. Returns (table offset, table clusters, file end).
+    fn finish(mut self, wr: crate::pipeline::Write<'_>) -> Result<(u64, u64, u64)> {
+        let (cs, pb) = (self.cs, self.per_block);
+        let base = self.next / cs;
+        let (mut rb, mut rt) = (1u64, 1u64);
+        loop {
+            let blocks = (base + rb + rt).div_ceil(pb);
+            let (nrb, nrt) = (blocks - self.win_block, (blocks * 8).div_ceil(cs));
+            if nrb <= rb && nrt <= rt {
+                break;
+            }
+            (rb, rt) = (nrb.max(rb), nrt.max(rt));
+        }
+        self.check_reftable(self.win_block + rb)?;
+        let first = self.next;
+        for _ in 0..rb + rt {
+            self.cluster()?;
+        }
+        self.win.resize((rb * pb) as usize, 0);
+        for (b, counts) in self.win.chunks(pb as usize).enumerate() {
+            let at = first + b as u64 * cs;
+            let block: Vec<u8> = counts.iter().flat_map(|r| r.to_be_bytes()).collect();
+            wr(&block, at)?;
+            self.reftable.push(at);
+        }
+        let mut table = vec![0u8; (rt * cs) as usize];
+        for (i, at) in self.reftable.iter().enumerate() {
+            table[i * 8..i * 8 + 8].copy_from_slice(&at.to_be_bytes());
+        }
+        let rt_at = first + rb * cs;
+        wr(&table, rt_at)?;
+        Ok((rt_at, rt, self.next))
+    }
 }
 
 /// Writes `src` as a qcow2 v3 image to the already created `out` (positional writes).
@@ -132,18 +301,26 @@ pub fn write_qcow2(
     let l2_entries = cs / 8;
     let per_l1 = l2_entries * cs;
     let l1_size = size.div_ceil(per_l1).max(1);
+    if l1_size * 8 > MAX_L1_BYTES {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "a {size}-byte disk needs an L1 table over qemu's {} MiB limit with {cs}-byte clusters; use a larger --cluster-size",
+                MAX_L1_BYTES >> 20
+            ),
+        ));
+    }
     let l1_clusters = (l1_size * 8).div_ceil(cs);
     let wr = |buf: &[u8], off: u64| {
         out.write_all_at(buf, off)
             .map_err(|e| crate::write_error(e, "write failed", out_path, Some(off)))
     };
-    // Cluster 0: header; then the L1 table; data follows.
-    let mut next = (1 + l1_clusters) * cs;
+    // Cluster 0: header; then the L1 table; data, L2 tables and refcount blocks follow in
+    // allocation order.
+    let mut alloc = Alloc::new(cs, (1 + l1_clusters) * cs)?;
     let mut l1: Vec<u64> = vec![0; l1_size as usize];
-    let mut l2: std::collections::BTreeMap<u64, Vec<u64>> = std::collections::BTreeMap::new();
-    // Host cluster index -> references (compressed clusters share host clusters).
-    let mut refs: std::collections::BTreeMap<u64, u16> = std::collections::BTreeMap::new();
-    let mut cpos = 0u64; // byte position for packing compressed data (0: none open)
+    // The L2 table being filled (guest order: once a later one starts, it is complete).
+    let mut l2: Option<(u64, Vec<u64>)> = None;
     let n_clusters = size.div_ceil(cs);
     let batch_bytes = if opts.compression.is_some() {
         COMPRESSED_BATCH_BYTES
@@ -152,12 +329,39 @@ pub fn write_qcow2(
     };
     // At least eight clusters per worker thread, whatever the cluster size.
     let per_batch = (batch_bytes / cs).max(8 * rayon::current_num_threads() as u64);
-    let batches = n_clusters.div_ceil(per_batch);
-    let range = |k: u64| (k * per_batch, ((k + 1) * per_batch).min(n_clusters));
+    // Batches start at the next cluster holding data (in the source or the backing device),
+    // so unallocated space costs one map() per GiB, not a batch per few MiB.
+    let mut pos = 0u64;
+    let window = (crate::WINDOW / cs).max(per_batch);
+    let mut next_batch = || -> Result<Option<(u64, u64)>> {
+        while pos < n_clusters {
+            let end = (pos + window).min(n_clusters);
+            let mut found = first_data(src, pos, end, cs)?;
+            if let Some(b) = base {
+                found = match (found, first_data(b, pos, end, cs)?) {
+                    (Some(x), Some(y)) => Some(x.min(y)),
+                    (x, y) => x.or(y),
+                };
+            }
+            match found {
+                Some(d) => {
+                    let d = d.clamp(pos, end - 1);
+                    progress((d - pos) * cs);
+                    let last = (d + per_batch).min(n_clusters);
+                    pos = last;
+                    return Ok(Some((d, last)));
+                }
+                None => {
+                    progress((end - pos) * cs);
+                    pos = end;
+                }
+            }
+        }
+        Ok(None)
+    };
     // Workers read into disjoint clusters of the batch buffer; plain runs are written
     // straight from it.
-    let read = |k: u64, buf: &mut [u8]| -> Result<Vec<Result<Cluster>>> {
-        let (first, last) = range(k);
+    let read = |(first, last): (u64, u64), buf: &mut [u8]| -> Result<Vec<Result<Cluster>>> {
         // One pass over each map marks the clusters that hold any data.
         let mut has_data = vec![false; (last - first) as usize];
         mark_data(src, first, cs, &mut has_data)?;
@@ -213,8 +417,7 @@ pub fn write_qcow2(
             .collect())
     };
     // Allocation in guest order; consecutive plain clusters go out as one write.
-    let mut plan = |k: u64, results: Vec<Result<Cluster>>| -> Result<Vec<Op>> {
-        let (first, last) = range(k);
+    let mut plan = |(first, last): (u64, u64), results: Vec<Result<Cluster>>| -> Result<Vec<Op>> {
         let mut ops = Vec::new();
         let mut run: Option<(usize, u64)> = None; // (first index in batch, host offset)
         let flush = |ops: &mut Vec<Op>, run: &mut Option<(usize, u64)>, upto: usize| {
@@ -229,107 +432,79 @@ pub fn write_qcow2(
         for (i, r) in results.into_iter().enumerate() {
             let c = first + i as u64;
             let (l1i, l2i) = (c * cs / per_l1, ((c * cs % per_l1) / cs) as usize);
-            let entry = match r? {
-                Cluster::Skip => {
-                    flush(&mut ops, &mut run, i);
-                    continue;
+            let cluster = r?;
+            if matches!(cluster, Cluster::Skip) {
+                flush(&mut ops, &mut run, i);
+                continue;
+            }
+            if l2.as_ref().is_some_and(|(j, _)| *j != l1i) {
+                flush(&mut ops, &mut run, i);
+                if let Some((j, t)) = l2.take() {
+                    let at = alloc.cluster()?;
+                    ops.push(Op::Bytes(
+                        t.iter().flat_map(|e| e.to_be_bytes()).collect(),
+                        at,
+                    ));
+                    l1[j as usize] = at | (1 << 63);
                 }
-                Cluster::Zero => {
+            }
+            let entry = match cluster {
+                // (Skip went on to the next cluster above.)
+                Cluster::Skip | Cluster::Zero => {
                     flush(&mut ops, &mut run, i);
                     1
                 }
                 Cluster::Plain => {
-                    cpos = 0; // plain clusters start after any packed compressed data
-                    let at = next;
-                    if run.is_none() {
-                        run = Some((i, at));
+                    let at = alloc.cluster()?;
+                    match run {
+                        Some((i0, at0)) if at0 + (i - i0) as u64 * cs == at => {}
+                        _ => {
+                            flush(&mut ops, &mut run, i);
+                            run = Some((i, at));
+                        }
                     }
-                    refs.insert(at / cs, 1);
-                    next += cs;
                     at | (1 << 63)
                 }
                 Cluster::Compressed(z) => {
                     flush(&mut ops, &mut run, i);
-                    // Packed back to back, sector aligned, crossing host clusters like qemu;
-                    // every host cluster touched counts one reference per compressed cluster.
                     let len = z.len() as u64;
-                    if cpos == 0 {
-                        cpos = next;
-                    }
-                    let at = cpos;
+                    let at = alloc.compressed(len)?;
                     ops.push(Op::Bytes(z, at));
-                    for hc in at / cs..=(at + len - 1) / cs {
-                        *refs.entry(hc).or_insert(0) += 1;
-                    }
-                    cpos = (at + len).div_ceil(512) * 512;
-                    next = next.max(cpos.div_ceil(cs) * cs);
                     let x = 62 - (bits - 8);
                     let sectors = (at + len - 1) / 512 - at / 512 + 1;
                     (1 << 62) | ((sectors - 1) << x) | at
                 }
             };
-            l2.entry(l1i)
-                .or_insert_with(|| vec![0; l2_entries as usize])[l2i] = entry;
+            l2.get_or_insert_with(|| (l1i, vec![0; l2_entries as usize]))
+                .1[l2i] = entry;
         }
         flush(&mut ops, &mut run, (last - first) as usize);
+        alloc.complete_blocks(&mut ops)?;
         progress((last - first) * cs);
         Ok(ops)
     };
-    crate::pipeline::run(batches, (per_batch * cs) as usize, &read, &mut plan, &wr)?;
-    // L2 tables.
-    for (i, t) in &l2 {
-        let at = next;
-        let bytes: Vec<u8> = t.iter().flat_map(|e| e.to_be_bytes()).collect();
-        wr(&bytes, at)?;
-        refs.insert(at / cs, 1);
-        l1[*i as usize] = at | (1 << 63);
-        next += cs;
+    crate::pipeline::run(
+        &mut next_batch,
+        (per_batch * cs) as usize,
+        &read,
+        &mut plan,
+        &wr,
+    )?;
+    if let Some((j, t)) = l2.take() {
+        let at = alloc.cluster()?;
+        wr(
+            &t.iter().flat_map(|e| e.to_be_bytes()).collect::<Vec<u8>>(),
+            at,
+        )?;
+        l1[j as usize] = at | (1 << 63);
     }
-    // Refcounts (16-bit): blocks and table must count themselves too.
-    let per_block = cs / 2;
-    let base = next / cs; // clusters used so far (header, L1, data, L2)
-    let (mut rb, mut rt) = (1u64, 1u64);
-    loop {
-        let total = base + rb + rt;
-        let (nrb, nrt) = (
-            total.div_ceil(per_block),
-            (total.div_ceil(per_block) * 8).div_ceil(cs),
-        );
-        if (nrb, nrt) == (rb, rt) {
-            break;
-        }
-        (rb, rt) = (nrb.max(rb), nrt.max(rt));
-    }
-    let rb_start = next / cs;
-    let rt_start = rb_start + rb;
-    for c in 0..1 + l1_clusters {
-        refs.insert(c, 1);
-    }
-    for c in rb_start..rt_start + rt {
-        refs.insert(c, 1);
-    }
-    let mut table = vec![0u8; (rt * cs) as usize];
-    for b in 0..rb {
-        let mut block = vec![0u8; cs as usize];
-        for (&c, &n) in refs.range(b * per_block..(b + 1) * per_block) {
-            let i = ((c - b * per_block) * 2) as usize;
-            block[i..i + 2].copy_from_slice(&n.to_be_bytes());
-        }
-        let at = (rb_start + b) * cs;
-        wr(&block, at)?;
-        table[(b * 8) as usize..(b * 8 + 8) as usize].copy_from_slice(&at.to_be_bytes());
-    }
-    wr(&table, rt_start * cs)?;
-    let end = (rt_start + rt) * cs;
+    let (rt_at, rt, end) = alloc.finish(&wr)?;
     out.set_len(end)
         .map_err(|e| crate::write_error(e, "cannot size the output", out_path, None))?;
     // L1 table and header last.
     let l1b: Vec<u8> = l1.iter().flat_map(|e| e.to_be_bytes()).collect();
     wr(&l1b, cs)?;
-    wr(
-        &header(opts, bits, size, l1_size, cs, rt_start * cs, rt)?,
-        0,
-    )?;
+    wr(&header(opts, bits, size, l1_size, cs, rt_at, rt)?, 0)?;
     Ok(())
 }
 

@@ -327,7 +327,7 @@ fn write_sparse(
         Ok(ops)
     };
     crate::pipeline::run(
-        grains.div_ceil(per),
+        &mut crate::pipeline::counter(grains.div_ceil(per)),
         (per * GRAIN) as usize,
         &read,
         &mut plan,
@@ -457,7 +457,7 @@ fn write_stream(
         })
     };
     crate::pipeline::run(
-        grains.div_ceil(per),
+        &mut crate::pipeline::counter(grains.div_ceil(per)),
         (per * GRAIN) as usize,
         &read,
         &mut plan,
