@@ -115,3 +115,44 @@ fn file_size_limit_is_a_clean_error() {
         assert_eq!(names(d), ["src.raw"], "{out}: leftovers");
     }
 }
+
+/// Outputs get the usual 0666-less-umask mode (the temporary file's 0600 is not kept), for
+/// convert (every format) and tar-out.
+#[test]
+fn outputs_have_the_umask_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo.qcow2");
+    let gc = env!("CARGO_BIN_EXE_guestctl");
+    for (umask, want) in [("022", 0o644), ("077", 0o600), ("002", 0o664)] {
+        for (out, args) in [
+            ("o.raw", "convert DEMO o.raw -O raw"),
+            ("o.qcow2", "convert DEMO o.qcow2 -O qcow2 -c"),
+            ("o.vmdk", "convert DEMO o.vmdk -O vmdk"),
+            ("o.tar", "tar-out DEMO / o.tar"),
+        ] {
+            let _ = std::fs::remove_file(d.join(out));
+            let cmd = format!(
+                "umask {umask}; exec \"$0\" {}",
+                args.replace("DEMO", &format!("'{}'", demo.display()))
+            );
+            let o = Command::new("sh")
+                .args(["-c", &cmd, gc])
+                .current_dir(d)
+                .output()
+                .expect("sh");
+            assert!(
+                o.status.success(),
+                "{cmd}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let mode = std::fs::metadata(d.join(out))
+                .expect("out")
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, want, "{args} with umask {umask}: {mode:o}");
+        }
+    }
+}

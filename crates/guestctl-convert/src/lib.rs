@@ -187,9 +187,11 @@ fn temp_output(dst: &Path) -> Result<tempfile::NamedTempFile> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // 0666 less the umask, like any file a command creates (tempfile's default is 0600).
     tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".part")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(dir)
         .map_err(|e| Error::io(e, "cannot create the temporary output file").path(dir))
 }

@@ -7,11 +7,12 @@
 //! blocks and the refcount table go at the end, and the header and L1 table are written last
 //! at the front. The result needs no repair: `qemu-img check` finds no errors or leaks.
 
+use std::cell::RefCell;
 use std::fs::File;
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use flate2::{FlushCompress, Status};
 use guestctl_block::{is_zero, AlignedBuf, BlockDevice, Error, ErrorKind, ExtentKind, Result};
 use rayon::prelude::*;
 
@@ -72,18 +73,53 @@ enum Cluster {
     Compressed(Vec<u8>),
 }
 
+/// A worker thread's compressor, reused for every cluster: a fresh deflate state or zstd
+/// context per 64 KiB cluster costs as much as compressing it.
+enum Encoder {
+    Zlib(flate2::Compress),
+    Zstd(zstd::bulk::Compressor<'static>),
+}
+
+thread_local! {
+    static ENCODER: RefCell<Option<(Compression, i32, Encoder)>> = const { RefCell::new(None) };
+}
+
+/// `data` compressed, when that saves at least one sector. The output space is capped there,
+/// so incompressible data gives up early instead of being compressed in full.
 fn compress(c: Compression, level: Option<i32>, data: &[u8]) -> Option<Vec<u8>> {
-    let out = match c {
-        Compression::Zlib => {
-            let lvl = flate2::Compression::new(level.unwrap_or(6).clamp(0, 9) as u32);
-            let mut e = flate2::write::DeflateEncoder::new(Vec::with_capacity(data.len()), lvl);
-            e.write_all(data).ok()?;
-            e.finish().ok()?
-        }
-        Compression::Zstd => zstd::bulk::compress(data, level.unwrap_or(3)).ok()?,
+    let lvl = match c {
+        Compression::Zlib => level.unwrap_or(6).clamp(0, 9),
+        Compression::Zstd => level.unwrap_or(3),
     };
-    // Worth it only when it saves at least one sector.
-    (out.len() + 512 <= data.len()).then_some(out)
+    let cap = data.len().checked_sub(512)?;
+    ENCODER.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        if !matches!(&*slot, Some((k, l, _)) if *k == c && *l == lvl) {
+            let enc = match c {
+                Compression::Zlib => Encoder::Zlib(flate2::Compress::new(
+                    flate2::Compression::new(lvl as u32),
+                    false,
+                )),
+                Compression::Zstd => Encoder::Zstd(zstd::bulk::Compressor::new(lvl).ok()?),
+            };
+            *slot = Some((c, lvl, enc));
+        }
+        let (_, _, enc) = slot.as_mut()?;
+        let mut out = Vec::with_capacity(cap);
+        match enc {
+            Encoder::Zlib(z) => {
+                z.reset();
+                match z.compress_vec(data, &mut out, FlushCompress::Finish).ok()? {
+                    Status::StreamEnd => Some(out),
+                    _ => None,
+                }
+            }
+            Encoder::Zstd(z) => {
+                z.compress_to_buffer(data, &mut out).ok()?;
+                Some(out)
+            }
+        }
+    })
 }
 
 /// The first cluster in `[from, to)` holding data in `dev`'s map, if any.

@@ -294,4 +294,68 @@ mod tests {
             .message
             .contains("WOF"));
     }
+
+    /// The reparse values of dissect.ntfs's `tests/test_attr.py` (whole resident attributes;
+    /// the value starts 0x18 bytes in), with its expected names and relativity.
+    #[test]
+    fn dissect_ntfs_test_attr_vectors() {
+        let hex = |s: &str| -> Vec<u8> {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+                .collect()
+        };
+        // The first two hex strings stop 2 bytes short of the value length their attribute
+        // header declares (a terminating NUL): padded back with zeros.
+        let value = |attr: &[u8]| {
+            let len = u32::from_le_bytes([attr[16], attr[17], attr[18], attr[19]]) as usize;
+            let mut v = attr[0x18..].to_vec();
+            v.resize(len, 0);
+            v
+        };
+        let mount = hex(concat!(
+            "c00000005800000000000000000004004000000018000000030000a038000000",
+            "00001a001c0012005c003f003f005c0043003a005c0054006100720067006500",
+            "7400000043003a005c00540061007200670065007400"
+        ));
+        let r = parse(&value(&mount)).expect("mount point");
+        assert_eq!(
+            r,
+            Reparse::MountPoint {
+                substitute: "\\??\\C:\\Target".into(),
+                print: "C:\\Target".into()
+            }
+        );
+        assert_eq!(r.link_target().expect("target"), "/Target");
+        let abs = hex(concat!(
+            "c000000058000000000000000000040040000000180000000c0000a038000000",
+            "12001a00000012000000000043003a005c005400610072006700650074005c00",
+            "3f003f005c0043003a005c00540061007200670065007400"
+        ));
+        let r = parse(&value(&abs)).expect("symlink");
+        assert_eq!(
+            r,
+            Reparse::Symlink {
+                substitute: "\\??\\C:\\Target".into(),
+                print: "C:\\Target".into(),
+                relative: false
+            }
+        );
+        assert_eq!(r.link_target().expect("target"), "/Target");
+        let rel = hex(concat!(
+            "c00000004800000000000000000004002c000000180000000c0000a024000000",
+            "0c000c0000000c00010000005400610072006700650074005400610072006700",
+            "6500740000000000"
+        ));
+        let r = parse(&value(&rel)).expect("symlink");
+        assert_eq!(
+            r,
+            Reparse::Symlink {
+                substitute: "Target".into(),
+                print: "Target".into(),
+                relative: true
+            }
+        );
+        assert_eq!(r.link_target().expect("target"), "Target");
+    }
 }
