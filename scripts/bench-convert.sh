@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
 cargo build --release -q -p guestctl
-g=${CARGO_TARGET_DIR:-$PWD/target}/release/guestctl
+gc=${CARGO_TARGET_DIR:-$PWD/target}/release/guestctl
 data=$(scripts/bench-data.sh)
 out=$(mktemp -d "$data/out.XXXX")
 trap 'rm -rf "$out"' EXIT
@@ -17,28 +17,30 @@ if [ ! -f "$data/chain-top.qcow2" ]; then
   qemu-img create -q -f qcow2 -b chain-mid.qcow2 -F qcow2 "$data/chain-top.qcow2"
   qemu-io -f qcow2 -c "write -P 0xa5 120M 8M" -c "write -P 0x33 900M 16M" "$data/chain-top.qcow2" >/dev/null
 fi
-best() { # best wall time of $runs runs; peak RSS (KB) of the last run in $out/rss
-  local b="" t
-  for _ in $(seq "$runs"); do
-    rm -f "$out/o"
-    /usr/bin/time -o "$out/t" -f '%e %M' "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; exit 1; }
-    t=$(tail -1 "$out/t")
-    echo "${t#* }" > "$out/rss"; t=${t% *}
-    if [ -z "$b" ] || [ "$(echo "$t < $b" | bc -l)" = 1 ]; then b=$t; fi
-  done
-  printf '%s' "$b"
+timed() { # wall time of one run of "$@"; its peak RSS (KB) in $out/rss
+  rm -f "$out/o"
+  /usr/bin/time -o "$out/t" -f '%e %M' "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; exit 1; }
+  local t; t=$(tail -1 "$out/t")
+  echo "${t#* }" > "$out/rss"
+  printf '%s' "${t% *}"
 }
-printf '%-28s %10s %10s %7s %12s\n' case qemu-img guestctl ratio guestctl-RSS
+min() { if [ -z "$1" ] || [ "$(echo "$2 < $1" | bc -l)" = 1 ]; then printf '%s' "$2"; else printf '%s' "$1"; fi; }
+mb() { echo $(( ($(stat -c "%b * %B" "$1") + 524287) / 1048576 )); }  # allocated, not apparent
+# The two tools take turns, run after run, so that a noisy neighbour slows both alike.
+printf '%-28s %10s %10s %7s %12s %14s\n' case qemu-img guestctl ratio guestctl-RSS "size q/g (MB)"
 row() { # name, src, qemu-img args..., --, guestctl args...
   local name=$1 src=$2; shift 2
   local qa=() ga=()
   while [ "$1" != "--" ]; do qa+=("$1"); shift; done; shift
   ga=("$@")
-  local q gt grss
-  q=$(best qemu-img convert -m 8 -W "${qa[@]}" "$src" "$out/o")
-  gt=$(best "$g" convert --no-progress --force "$src" "$out/o" "${ga[@]}"); grss=$(cat "$out/rss")
+  local q="" g="" grss qsize gsize
+  for _ in $(seq "$runs"); do
+    q=$(min "$q" "$(timed qemu-img convert -m 8 -W "${qa[@]}" "$src" "$out/o")"); qsize=$(mb "$out/o")
+    g=$(min "$g" "$(timed "$gc" convert --no-progress --force "$src" "$out/o" "${ga[@]}")"); grss=$(cat "$out/rss")
+    gsize=$(mb "$out/o")
+  done
   qemu-img compare -q "$src" "$out/o" || { echo "MISMATCH in $name" >&2; exit 1; }
-  printf '%-28s %9ss %9ss %7.2f %9s MB\n' "$name" "$q" "$gt" "$(echo "$gt / $q" | bc -l)" "$((grss / 1024))"
+  printf '%-28s %9ss %9ss %7.2f %9s MB %14s\n' "$name" "$q" "$g" "$(echo "$g / $q" | bc -l)" "$((grss / 1024))" "$qsize/$gsize"
 }
 row "qcow2(zlib) -> raw" "$data/zlib.qcow2" -O raw -- -O raw
 row "raw -> qcow2" "$data/disk.raw" -O qcow2 -- -O qcow2
@@ -49,7 +51,7 @@ row "qcow2 chain -> flat qcow2" "$data/chain-top.qcow2" -O qcow2 -- -O qcow2
 row "raw -> vmdk" "$data/disk.raw" -O vmdk -- -O vmdk
 row "raw -> vmdk stream" "$data/disk.raw" -O vmdk -o subformat=streamOptimized -- -O vmdk --subformat streamOptimized
 row "qcow2(zlib) -> vmdk stream" "$data/zlib.qcow2" -O vmdk -o subformat=streamOptimized -- -O vmdk --subformat streamOptimized
-echo "(ratio = guestctl / qemu-img wall time, best of $runs; $(nproc) cores; outputs verified with qemu-img compare)"
+echo "(ratio = guestctl / qemu-img wall time, best of $runs runs taken in turns; $(nproc) cores; outputs verified with qemu-img compare)"
 echo
 # Scaling: guestctl with 1 and 2 worker threads; throughput = guest (virtual) bytes / wall time.
 size_mb=$(( $(stat -c %s "$data/disk.raw") / 1048576 ))
@@ -59,10 +61,12 @@ trow() { # name, src, qemu-img args..., --, guestctl args...
   local qa=() ga=()
   while [ "$1" != "--" ]; do qa+=("$1"); shift; done; shift
   ga=("$@")
-  local q t1 t2
-  q=$(best qemu-img convert -m 8 -W "${qa[@]}" "$src" "$out/o")
-  t1=$(best "$g" convert --no-progress --force -j 1 "$src" "$out/o" "${ga[@]}")
-  t2=$(best "$g" convert --no-progress --force -j 2 "$src" "$out/o" "${ga[@]}")
+  local q="" t1="" t2=""
+  for _ in $(seq "$runs"); do
+    q=$(min "$q" "$(timed qemu-img convert -m 8 -W "${qa[@]}" "$src" "$out/o")")
+    t1=$(min "$t1" "$(timed "$gc" convert --no-progress --force -j 1 "$src" "$out/o" "${ga[@]}")")
+    t2=$(min "$t2" "$(timed "$gc" convert --no-progress --force -j 2 "$src" "$out/o" "${ga[@]}")")
+  done
   qemu-img compare -q "$src" "$out/o" || { echo "MISMATCH in $name" >&2; exit 1; }
   printf '%-28s %12.0f %12.0f %12.0f\n' "$name" "$(echo "$size_mb / $q" | bc -l)" \
     "$(echo "$size_mb / $t1" | bc -l)" "$(echo "$size_mb / $t2" | bc -l)"
@@ -70,6 +74,7 @@ trow() { # name, src, qemu-img args..., --, guestctl args...
 trow "qcow2(zlib) -> raw" "$data/zlib.qcow2" -O raw -- -O raw
 trow "raw -> qcow2" "$data/disk.raw" -O qcow2 -- -O qcow2
 trow "raw -> qcow2 zlib" "$data/disk.raw" -c -O qcow2 -- -O qcow2 -c
+trow "raw -> qcow2 zstd" "$data/disk.raw" -c -O qcow2 -o compression_type=zstd -- -O qcow2 --compress=zstd
 trow "vmdk stream -> qcow2" "$data/stream.vmdk" -O qcow2 -- -O qcow2
 trow "raw -> vmdk stream" "$data/disk.raw" -O vmdk -o subformat=streamOptimized -- -O vmdk --subformat streamOptimized
 echo "(${size_mb} MiB virtual disk; best of $runs)"
