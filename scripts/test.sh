@@ -34,6 +34,7 @@ want istat sleuthkit
 want gzip gzip
 want prlimit util-linux
 want tar tar
+want makefs makefs
 
 if [ ${#need_pkgs[@]} -gt 0 ] && [ -z "${SKIP_INSTALL:-}" ]; then
   mapfile -t need_pkgs < <(printf '%s\n' "${need_pkgs[@]}" | sort -u)

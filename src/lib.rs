@@ -247,14 +247,14 @@ impl Guestfs {
                 label,
                 uuid,
                 size: d.device.size(),
-                part_type: d
-                    .partition
-                    .as_ref()
-                    .map(|p| match (&p.type_guid, p.mbr_type) {
-                        (Some(g), _) => g.clone(),
-                        (None, Some(t)) => format!("0x{t:02x}"),
+                part_type: d.partition.as_ref().map(|p| {
+                    match (&p.type_guid, p.mbr_type, p.bsd_fstype) {
+                        (Some(g), _, _) => g.clone(),
+                        (None, Some(t), _) => format!("0x{t:02x}"),
+                        (None, None, Some(t)) => format!("bsd:{t}"),
                         _ => String::new(),
-                    }),
+                    }
+                }),
                 part_name: d.partition.and_then(|p| p.name),
                 readable,
             });
@@ -286,6 +286,10 @@ impl Guestfs {
                 &fs::OpenOptions::default(),
             )?)),
             Some(p) if p.fs_type == "ntfs" => Ok(Arc::new(fs::ntfs::NtfsFs::open(
+                d.device,
+                &fs::OpenOptions::default(),
+            )?)),
+            Some(p) if p.fs_type == "ufs" => Ok(Arc::new(fs::ufs::UfsFs::open(
                 d.device,
                 &fs::OpenOptions::default(),
             )?)),

@@ -23,6 +23,7 @@ pub mod mount;
 pub mod ntfs;
 mod path;
 pub mod probe;
+pub mod ufs;
 
 use std::fmt::Debug;
 

@@ -7,7 +7,7 @@ use guestctl_block::BlockDevice;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
     /// `ext2`/`ext3`/`ext4`, `vfat`, `exfat`, `ntfs`, `xfs`, `btrfs`, `swap`, `LVM2_member`,
-    /// `crypto_LUKS`, `iso9660`.
+    /// `crypto_LUKS`, `iso9660`, `ufs`.
     pub fs_type: String,
     /// Volume label ("" when none).
     pub label: String,
@@ -120,6 +120,18 @@ pub fn probe(dev: &dyn BlockDevice) -> Option<Probe> {
         if sb[0x38] == 0x53 && sb[0x39] == 0xEF {
             if let Ok(s) = crate::ext::superblock_info(&sb) {
                 return p(&s.0, s.1, s.2, true);
+            }
+        }
+    }
+    for at in crate::ufs::disk_offsets() {
+        if let Some(b) = read(dev, at, 1376) {
+            if let Ok(sb) = crate::ufs::parse_superblock(&b, at) {
+                return p(
+                    "ufs",
+                    String::from_utf8_lossy(&sb.volname).into_owned(),
+                    format!("{:08x}{:08x}", sb.id[0], sb.id[1]),
+                    true,
+                );
             }
         }
     }

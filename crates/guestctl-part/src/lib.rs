@@ -4,7 +4,8 @@
 //! sectors probed). A disk without a table (a whole-disk filesystem) scans to no partitions.
 //!
 //! Names follow Linux and libguestfs: the first disk is `/dev/sda`, its partitions
-//! `/dev/sda1`…, MBR logical partitions are numbered from 5 in chain order.
+//! `/dev/sda1`…, MBR logical partitions are numbered from 5 in chain order, and the
+//! partitions of a BSD disklabel inside an MBR slice after them (as Linux numbers them).
 //!
 //! Hostile input: EBR chains are loop-checked and stop after [`MAX_LOGICAL`] partitions;
 //! entries past the end of the disk are reported in `notes` and clipped when opened.
@@ -13,6 +14,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bsd;
 pub mod gpt;
 pub mod lvm;
 pub mod mbr;
@@ -32,6 +34,8 @@ pub enum Scheme {
     Mbr,
     /// GUID partition table.
     Gpt,
+    /// A BSD disklabel covering the whole disk ("dangerously dedicated", no MBR).
+    Bsd,
 }
 
 impl Scheme {
@@ -40,6 +44,7 @@ impl Scheme {
         match self {
             Scheme::Mbr => "mbr",
             Scheme::Gpt => "gpt",
+            Scheme::Bsd => "bsd",
         }
     }
 }
@@ -57,6 +62,8 @@ pub struct Partition {
     pub scheme: Scheme,
     /// MBR type byte.
     pub mbr_type: Option<u8>,
+    /// BSD disklabel `p_fstype`, for a partition of a disklabel inside an MBR slice.
+    pub bsd_fstype: Option<u8>,
     /// GPT type GUID.
     pub type_guid: Option<String>,
     /// GPT unique partition GUID.
@@ -179,10 +186,15 @@ pub fn scan(dev: &dyn BlockDevice) -> Result<PartitionTable> {
     let entries = match mbr {
         Ok(v) if !is_fs_boot_sector(&s0) => v,
         _ => {
+            if size >= 1024 {
+                if let Ok(label) = bsd::parse(&read(dev, 512, 512, "BSD disklabel")?, false) {
+                    return Ok(dedicated_bsd(dev, label));
+                }
+            }
             return Ok(PartitionTable {
                 sector_size: 512,
                 ..Default::default()
-            })
+            });
         }
     };
     scan_mbr(dev, &s0, entries)
@@ -227,6 +239,7 @@ fn scan_mbr(dev: &dyn BlockDevice, s0: &[u8], entries: Vec<mbr::Entry>) -> Resul
             size: e.sectors * SS,
             scheme: Scheme::Mbr,
             mbr_type: Some(e.kind),
+            bsd_fstype: None,
             type_guid: None,
             part_guid: None,
             name: None,
@@ -284,6 +297,7 @@ fn scan_mbr(dev: &dyn BlockDevice, s0: &[u8], entries: Vec<mbr::Entry>) -> Resul
                     size: e.sectors * SS,
                     scheme: Scheme::Mbr,
                     mbr_type: Some(e.kind),
+                    bsd_fstype: None,
                     type_guid: None,
                     part_guid: None,
                     name: None,
@@ -296,7 +310,118 @@ fn scan_mbr(dev: &dyn BlockDevice, s0: &[u8], entries: Vec<mbr::Entry>) -> Resul
             }
         }
     }
+    // BSD disklabels inside FreeBSD (0xa5), OpenBSD (0xa6) and NetBSD (0xa9) slices: their
+    // partitions are numbered after the logical ones, as Linux does.
+    let mut number = 5 + t.partitions.iter().filter(|p| p.logical).count() as u32;
+    for e in entries
+        .iter()
+        .filter(|e| matches!(e.kind, 0xA5 | 0xA6 | 0xA9))
+    {
+        if e.start + 1 >= disk_sectors || e.sectors < 2 {
+            continue;
+        }
+        let s = read(dev, (e.start + 1) * SS, 512, "BSD disklabel")?;
+        let label = match bsd::parse(&s, e.kind == 0xA6) {
+            Ok(l) => l,
+            Err(why) => {
+                t.notes.push(format!(
+                    "partition {}: BSD slice without a readable disklabel ({why})",
+                    e.slot + 1
+                ));
+                continue;
+            }
+        };
+        if !label.checksum_ok {
+            t.notes.push(format!(
+                "partition {}: the BSD disklabel checksum does not match (read anyway)",
+                e.slot + 1
+            ));
+        }
+        for p in label.entries {
+            let mut start = p.offset;
+            // FreeBSD labels may count from the slice rather than the disk.
+            if e.kind == 0xA5 && start < e.start {
+                start += e.start;
+            }
+            if start == e.start && p.sectors == e.sectors {
+                continue; // the whole slice ('c'): it is the MBR partition already
+            }
+            if start < e.start || start + p.sectors > e.start + e.sectors {
+                if p.offset != 0 {
+                    t.notes.push(format!(
+                        "partition {}: disklabel partition {} (sectors {start}..{}) lies outside the slice: ignored",
+                        e.slot + 1,
+                        char::from(b'a' + p.index as u8),
+                        start + p.sectors
+                    ));
+                }
+                continue;
+            }
+            t.partitions.push(Partition {
+                number,
+                start: start * SS,
+                size: p.sectors * SS,
+                scheme: Scheme::Mbr,
+                mbr_type: None,
+                bsd_fstype: Some(p.fstype),
+                type_guid: None,
+                part_guid: None,
+                name: Some(char::from(b'a' + p.index as u8).to_string()),
+                bootable: false,
+                logical: false,
+                extended: false,
+                type_name: bsd::fstype_name(p.fstype),
+            });
+            number += 1;
+        }
+    }
     Ok(t)
+}
+
+/// A whole-disk BSD disklabel: partitions numbered by their letter (`a` = 1, `e` = 5), as
+/// the BSD tools and dissect.volume number them; the raw `c` partition (the whole disk) is
+/// skipped.
+fn dedicated_bsd(dev: &dyn BlockDevice, label: bsd::Label) -> PartitionTable {
+    const SS: u64 = 512;
+    let disk_sectors = dev.size() / SS;
+    let mut t = PartitionTable {
+        scheme: Some(Scheme::Bsd),
+        sector_size: SS as u32,
+        ..Default::default()
+    };
+    if !label.checksum_ok {
+        t.notes
+            .push("the BSD disklabel checksum does not match (read anyway)".into());
+    }
+    for p in label.entries {
+        let letter = char::from(b'a' + p.index as u8);
+        if p.offset == 0 && p.sectors >= disk_sectors {
+            continue;
+        }
+        if p.offset + p.sectors > disk_sectors {
+            t.notes.push(format!(
+                "disklabel partition {letter} (sectors {}..{}) extends past the end of the disk",
+                p.offset,
+                p.offset + p.sectors
+            ));
+        }
+        t.partitions.push(Partition {
+            number: p.index as u32 + 1,
+            start: p.offset * SS,
+            size: p.sectors * SS,
+            scheme: Scheme::Bsd,
+            mbr_type: None,
+            bsd_fstype: Some(p.fstype),
+            type_guid: None,
+            part_guid: None,
+            name: Some(letter.to_string()),
+            bootable: false,
+            logical: false,
+            extended: false,
+            type_name: bsd::fstype_name(p.fstype),
+        });
+    }
+    t
 }
 
 fn scan_gpt(dev: &dyn BlockDevice, protective: bool) -> Result<Option<PartitionTable>> {
@@ -446,6 +571,7 @@ fn gpt_table(
                     .saturating_mul(ss),
                 scheme: Scheme::Gpt,
                 mbr_type: None,
+                bsd_fstype: None,
                 type_name: gpt::type_name(&tg),
                 type_guid: Some(tg),
                 part_guid: Some(gpt::guid_string(&e.part_guid)),

@@ -218,3 +218,32 @@ fn dftt_extended_partition_chain() {
     assert!(t.partitions[4..].iter().all(|p| p.logical));
     assert!(t.notes.is_empty(), "{:?}", t.notes);
 }
+
+/// dissect.volume's `bsd.bin` (a whole-disk disklabel, no MBR) against its test_bsd.py:
+/// partitions 1, 2 and 5 (`a`, `b`, `e`) at 0x800/0xC00/0x1000, 512 bytes each, types 7
+/// (4.2BSD), 1 (swap), 27 (ZFS), filled with 0x01/0x02/0x05.
+#[test]
+fn dissect_bsd_disklabel() {
+    let p = corpus().join("dissect.volume/tests/_data/disk/bsd.bin");
+    let data = std::fs::read(&p).expect("bsd.bin");
+    let dev: std::sync::Arc<dyn guestctl_block::BlockDevice> =
+        std::sync::Arc::new(MemoryDevice::new(data));
+    let t = scan(dev.as_ref()).expect("scan");
+    assert_eq!(t.scheme, Some(Scheme::Bsd));
+    assert_eq!(
+        layout(&t),
+        vec![(1, 0x800, 0x200), (2, 0xC00, 0x200), (5, 0x1000, 0x200)]
+    );
+    let types: Vec<Option<u8>> = t.partitions.iter().map(|p| p.bsd_fstype).collect();
+    assert_eq!(types, [Some(7), Some(1), Some(27)]);
+    for p in &t.partitions {
+        let s = guestctl_part::open_partition(dev.clone(), p).expect("open");
+        let mut b = vec![0u8; 512];
+        guestctl_block::BlockDevice::read_exact_at(&s, 0, &mut b).expect("read");
+        assert!(
+            b.iter().all(|&x| x == p.number as u8),
+            "partition {}",
+            p.number
+        );
+    }
+}

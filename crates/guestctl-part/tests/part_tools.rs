@@ -136,6 +136,7 @@ fn compare(img: &Path) -> guestctl_part::PartitionTable {
                 assert_eq!(p.part_guid.as_deref(), Some(w.uuid.as_str()));
                 assert_eq!(p.name.as_deref().unwrap_or(""), w.name);
             }
+            Scheme::Bsd => unreachable!("sfdisk writes no disklabels"),
         }
         assert!(p.start + p.size <= dev.size());
     }
