@@ -54,3 +54,12 @@ for bits in 12 16 32; do
   # root directory and the files (reads past the end are errors the walk handles).
   head -c 1048576 "$tmp/fat.img" > "$fout/seed-fat$bits.img"
 done
+# UFS seeds (fuzz/corpus/ufs): UFS1 and UFS2, both byte orders, 4 KiB blocks, from makefs.
+uout=fuzz/corpus/ufs
+mkdir -p "$uout"
+for v in 1 2; do
+  for e in le be; do
+    makefs -t ffs -B "$e" -s 256k -o "version=$v,bsize=4096,fsize=512" "$tmp/ufs.img" "$src" >/dev/null
+    cp "$tmp/ufs.img" "$uout/seed-ufs$v-$e.img"
+  done
+done

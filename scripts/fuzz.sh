@@ -12,7 +12,7 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
   esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(detect qcow2 vmdk ext ext_journal part inspect_parsers registry lvm fat ntfs lznt1 reparse)
+[ ${#targets[@]} -gt 0 ] || targets=(detect qcow2 vmdk ext ext_journal part inspect_parsers registry lvm fat ntfs lznt1 reparse ufs)
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 1; }
 command -v qemu-img >/dev/null || { echo "qemu-img missing: apt-get install qemu-utils" >&2; exit 1; }
 

@@ -407,6 +407,11 @@ impl Guestfs {
                     .unwrap_or_default()
                     .to_ascii_lowercase(),
                 part_start: dev.and_then(|d| d.partition.as_ref().map(|p| p.start)),
+                bsd_partition: dev
+                    .and_then(|d| d.partition.as_ref())
+                    .filter(|p| p.bsd_fstype.is_some())
+                    .and_then(|p| p.name.clone())
+                    .unwrap_or_default(),
             });
         }
         Ok(out)

@@ -2,7 +2,7 @@
 //! status, apk and pacman databases, os-release / lsb / legacy release files, fstab, ELF.
 #![no_main]
 
-use guestctl_inspect::{elf, linux, packages, sqlite};
+use guestctl_inspect::{bsd, elf, linux, packages, sqlite};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -29,4 +29,13 @@ fuzz_target!(|data: &[u8]| {
     let _ = linux::parse_hostname(data, true);
     let _ = linux::parse_timezone_file(data);
     let _ = elf::elf_arch(data);
+    let _ = sqlite::read_table_with_columns(data, "packages");
+    let text = String::from_utf8_lossy(data);
+    let _ = sqlite::column_names(&text);
+    let _ = bsd::parse_device(&text);
+    let _ = bsd::split_pkg_dir(&text);
+    let _ = bsd::release_from_banner(data, "FreeBSD");
+    let _ = bsd::freebsd_userland_version(data);
+    let _ = bsd::rc_conf_hostname(data);
+    let _ = bsd::myname(data);
 });

@@ -1,4 +1,5 @@
-//! MBR (with EBR chains) and GPT (headers, entry arrays, backup) over arbitrary disks.
+//! MBR (with EBR chains and BSD disklabels in slices), GPT (headers, entry arrays, backup)
+//! and whole-disk BSD disklabels over arbitrary disks.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -13,4 +14,6 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = guestctl_fs::probe::probe(&dev);
+    let _ = guestctl_part::bsd::parse(data, false);
+    let _ = guestctl_part::bsd::parse(data, true);
 });

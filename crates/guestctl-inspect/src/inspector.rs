@@ -35,6 +35,8 @@ pub struct Candidate {
     /// The partition's byte offset on its disk (Windows `MountedDevices` names MBR
     /// partitions by disk signature + offset).
     pub part_start: Option<u64>,
+    /// The BSD disklabel letter (`a`, `d`, ...) of a partition found in a disklabel.
+    pub bsd_partition: String,
 }
 
 /// What to collect.
@@ -55,7 +57,9 @@ pub fn inspect(candidates: &[Candidate], opts: &InspectOptions) -> Vec<OsInfo> {
     let mut out = Vec::new();
     for c in candidates {
         let Some(fs) = &c.fs else { continue };
-        if is_linux_root(fs.as_ref()) {
+        if let Some(kind) = bsd_root(fs.as_ref()) {
+            out.push(inspect_bsd(c, fs.clone(), kind, candidates, opts));
+        } else if is_linux_root(fs.as_ref()) {
             out.push(inspect_linux(c, fs.clone(), candidates, opts));
         } else if let Some(sysroot) = crate::windows_os::systemroot(fs.as_ref()) {
             out.push(crate::windows_os::inspect_windows(
@@ -214,7 +218,13 @@ fn hostname(fs: &dyn Filesystem, warnings: &mut Vec<String>) -> String {
 }
 
 /// Which candidate an fstab device spec names, or why none.
-fn resolve_spec<'a>(spec: &str, candidates: &'a [Candidate]) -> Result<&'a Candidate, String> {
+/// On a BSD root (`bsd`), BSD device names are tried first (`/dev/gpt/x` is a GPT label
+/// there, not LVM volume `x` of group `gpt`).
+fn resolve_spec<'a>(
+    spec: &str,
+    candidates: &'a [Candidate],
+    bsd: bool,
+) -> Result<&'a Candidate, String> {
     let by = |f: fn(&Candidate) -> &str, v: &str, ci: bool| {
         candidates.iter().find(|c| {
             let x = f(c);
@@ -251,13 +261,17 @@ fn resolve_spec<'a>(spec: &str, candidates: &'a [Candidate]) -> Result<&'a Candi
         "label" => by(|c| &c.label, value, false),
         "partuuid" => by(|c| &c.part_uuid, value, true),
         "partlabel" => by(|c| &c.part_label, value, false),
-        _ => match guest_dev_to_ours(value) {
-            Some(d) => candidates.iter().find(|c| c.device == d),
-            None => {
-                return Err(format!(
-                    "{spec}: device names like this (md RAID, crypt, multipath) are not mapped"
-                ))
-            }
+        _ => match (bsd, crate::bsd::parse_device(value)) {
+            (true, Some(b)) => bsd_candidate(&b, candidates),
+            (_, b) => match (guest_dev_to_ours(value), b) {
+                (Some(d), _) => candidates.iter().find(|c| c.device == d),
+                (None, Some(b)) => bsd_candidate(&b, candidates),
+                (None, None) => {
+                    return Err(format!(
+                        "{spec}: device names like this (md RAID, crypt, multipath) are not mapped"
+                    ))
+                }
+            },
         },
     };
     found.ok_or_else(|| format!("{spec}: no such filesystem on these disks"))
@@ -299,6 +313,267 @@ pub(crate) fn guest_dev_to_ours(dev: &str) -> Option<String> {
     Some(format!("/dev/sd{letters}{digits}"))
 }
 
+/// The candidate a BSD device name means: GPT partitions and MBR slices by number on the
+/// disk of that unit number, disklabel partitions by letter (within the named slice), and the
+/// `/dev/gpt`, `/dev/ufs`, `/dev/label`, `/dev/ufsid`, `/dev/gptid` aliases by their value.
+fn bsd_candidate<'a>(
+    d: &crate::bsd::BsdDevice,
+    candidates: &'a [Candidate],
+) -> Option<&'a Candidate> {
+    use crate::bsd::BsdDevice;
+    let on_disk = |disk: usize| {
+        let name = guestctl_part::disk_name(disk);
+        candidates.iter().filter(move |c| {
+            c.device
+                .strip_prefix(&name)
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+    };
+    match d {
+        BsdDevice::Gpt { disk, part } | BsdDevice::Slice { disk, slice: part } => {
+            let want = format!("{}{part}", guestctl_part::disk_name(*disk));
+            candidates.iter().find(|c| c.device == want)
+        }
+        BsdDevice::Label {
+            disk,
+            slice,
+            letter,
+        } => {
+            let letter = letter.to_string();
+            let slice_start = slice.and_then(|s| {
+                let want = format!("{}{s}", guestctl_part::disk_name(*disk));
+                candidates
+                    .iter()
+                    .find(|c| c.device == want)
+                    .and_then(|c| c.part_start)
+            });
+            on_disk(*disk)
+                .filter(|c| c.bsd_partition == letter)
+                .filter(|c| match (slice_start, c.part_start) {
+                    (Some(s), Some(p)) => p >= s,
+                    _ => true,
+                })
+                .min_by_key(|c| c.part_start.unwrap_or(0))
+        }
+        BsdDevice::GptName(n) => candidates.iter().find(|c| c.part_label == *n),
+        BsdDevice::FsLabel(n) => candidates.iter().find(|c| c.label == *n),
+        BsdDevice::UfsId(n) => candidates.iter().find(|c| c.uuid.eq_ignore_ascii_case(n)),
+        BsdDevice::GptId(n) => candidates
+            .iter()
+            .find(|c| c.part_uuid.eq_ignore_ascii_case(n)),
+    }
+}
+
+/// Which BSD a root filesystem holds, by libguestfs's marker files.
+fn bsd_root(fs: &dyn Filesystem) -> Option<&'static str> {
+    if !is_dir(fs, "/etc") || !is_dir(fs, "/bin") || !exists(fs, "/etc/fstab") {
+        return None;
+    }
+    if exists(fs, "/etc/freebsd-update.conf") {
+        Some("freebsd")
+    } else if exists(fs, "/netbsd") && exists(fs, "/etc/release") {
+        Some("netbsd")
+    } else if exists(fs, "/bsd") && exists(fs, "/etc/motd") {
+        Some("openbsd")
+    } else {
+        None
+    }
+}
+
+fn inspect_bsd(
+    root: &Candidate,
+    fs: Arc<dyn Filesystem>,
+    kind: &'static str,
+    candidates: &[Candidate],
+    opts: &InspectOptions,
+) -> OsInfo {
+    use crate::bsd;
+    let mut os = OsInfo {
+        root: root.device.clone(),
+        os_type: kind.into(),
+        distro: kind.into(),
+        ..OsInfo::default()
+    };
+    let mut w = Vec::new();
+    let tree = mount_fstab(root, fs, candidates, &mut os, &mut w);
+    let t: &dyn Filesystem = &tree;
+    let name = match kind {
+        "freebsd" => "FreeBSD",
+        "netbsd" => "NetBSD",
+        _ => "OpenBSD",
+    };
+    let mut rel = None;
+    if kind == "freebsd" {
+        if let Some(r) = read_file(t, "/etc/os-release", SMALL_FILE, &mut w)
+            .and_then(|b| linux::release_from_os_release(&b))
+        {
+            rel = Some(bsd::BsdRelease {
+                product_name: r.product_name,
+                major: r.major,
+                minor: r.minor,
+            });
+        } else if let Some(v) = read_file(t, "/bin/freebsd-version", SMALL_FILE, &mut w)
+            .and_then(|b| bsd::freebsd_userland_version(&b))
+        {
+            let (major, minor) = linux::parse_version(&v);
+            rel = Some(bsd::BsdRelease {
+                product_name: format!("FreeBSD {v}"),
+                major,
+                minor,
+            });
+        }
+    }
+    let banner = if kind == "netbsd" {
+        "/etc/release"
+    } else {
+        "/etc/motd"
+    };
+    if rel.is_none() {
+        rel = read_file(t, banner, SMALL_FILE, &mut w)
+            .and_then(|b| bsd::release_from_banner(&b, name));
+    }
+    match rel {
+        Some(r) => {
+            os.product_name = r.product_name;
+            os.major_version = r.major;
+            os.minor_version = r.minor;
+        }
+        None => w.push(format!(
+            "no {name} version found (freebsd-version, os-release, {banner})"
+        )),
+    }
+    os.osinfo = bsd::osinfo(kind, os.major_version, os.minor_version);
+    match arch(t) {
+        Some(a) => os.arch = a.into(),
+        None => w.push("architecture: no ELF binary found in /bin".into()),
+    }
+    os.hostname = if kind == "freebsd" {
+        read_file(t, "/etc/rc.conf", SMALL_FILE, &mut w).and_then(|b| bsd::rc_conf_hostname(&b))
+    } else {
+        read_file(t, "/etc/myname", SMALL_FILE, &mut w).and_then(|b| bsd::myname(&b))
+    }
+    .unwrap_or_default();
+    os.timezone = timezone(t, &mut w);
+    if os.timezone.is_empty() {
+        // FreeBSD's tzsetup records the zone's name here.
+        if let Some(z) = read_file(t, "/var/db/zoneinfo", 4096, &mut w)
+            .and_then(|b| linux::parse_timezone_file(&b))
+        {
+            os.timezone = z;
+        }
+    }
+    os.init_system = "bsdinit".into();
+    os.kernels = ["/boot/kernel/kernel", "/netbsd", "/bsd"]
+        .iter()
+        .filter(|k| exists(t, k))
+        .map(|k| k.to_string())
+        .collect();
+    let (pf, pm) = match kind {
+        "freebsd" => ("pkg", "pkg"),
+        "netbsd" => ("pkgsrc", "pkgin"),
+        _ => ("pkg_add", "pkg_add"),
+    };
+    os.package_format = pf.into();
+    os.package_management = pm.into();
+    if opts.applications {
+        os.applications = match kind {
+            "freebsd" => freebsd_pkg(t, &mut w),
+            "netbsd" => pkg_dirs(t, &["/usr/pkg/pkgdb", "/var/db/pkg"], &mut w),
+            _ => pkg_dirs(t, &["/var/db/pkg"], &mut w),
+        };
+    }
+    os.warnings = w;
+    os
+}
+
+/// FreeBSD pkg(8)'s SQLite database, `packages` table.
+fn freebsd_pkg(fs: &dyn Filesystem, w: &mut Vec<String>) -> Vec<Application> {
+    let p = "/var/db/pkg/local.sqlite";
+    if !exists(fs, p) {
+        w.push(format!("applications: {p} not found"));
+        return Vec::new();
+    }
+    let Some(db) = read_file(fs, p, packages::MAX_DB_FILE as u64, w) else {
+        return Vec::new();
+    };
+    let (cols, rows) = match sqlite::read_table_with_columns(&db, "packages") {
+        Ok(x) => x,
+        Err(e) => {
+            w.push(format!("applications: {p}: {e}"));
+            return Vec::new();
+        }
+    };
+    let col = |name: &str| cols.iter().position(|c| c.eq_ignore_ascii_case(name));
+    let (Some(ni), Some(vi)) = (col("name"), col("version")) else {
+        w.push(format!(
+            "applications: {p}: the packages table has no name/version columns"
+        ));
+        return Vec::new();
+    };
+    let text = |row: &[sqlite::Value], i: Option<usize>| -> String {
+        match i.and_then(|i| row.get(i)) {
+            Some(sqlite::Value::Text(t)) => t.clone(),
+            _ => String::new(),
+        }
+    };
+    let (ci, di, ai, wi) = (col("comment"), col("desc"), col("arch"), col("www"));
+    let mut out: Vec<Application> = rows
+        .iter()
+        .map(|(_, r)| Application {
+            name: text(r, Some(ni)),
+            version: text(r, Some(vi)),
+            summary: text(r, ci),
+            description: text(r, di),
+            arch: text(r, ai),
+            url: text(r, wi),
+            ..Application::default()
+        })
+        .filter(|a| !a.name.is_empty())
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// pkgsrc / OpenBSD package directories (`NAME-VERSION/` with `+COMMENT` and `+DESC`).
+fn pkg_dirs(fs: &dyn Filesystem, roots: &[&str], w: &mut Vec<String>) -> Vec<Application> {
+    for root in roots {
+        let Ok(dir) = fs.resolve(root) else { continue };
+        let entries = match fs.read_dir(dir) {
+            Ok(e) => e,
+            Err(e) => {
+                w.push(format!("applications: {root}: {e}"));
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        for e in entries.iter().take(MAX_PACMAN_DIRS) {
+            let name = String::from_utf8_lossy(&e.name).into_owned();
+            let Some((n, v)) = crate::bsd::split_pkg_dir(&name) else {
+                continue;
+            };
+            let first = |f: &str, w: &mut Vec<String>| {
+                read_file(fs, &format!("{root}/{name}/{f}"), SMALL_FILE, w)
+                    .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+                    .unwrap_or_default()
+            };
+            out.push(Application {
+                name: n,
+                version: v,
+                summary: first("+COMMENT", w),
+                description: first("+DESC", w),
+                ..Application::default()
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        return out;
+    }
+    w.push(format!(
+        "applications: no package database ({})",
+        roots.join(", ")
+    ));
+    Vec::new()
+}
+
 fn fs_record(c: &Candidate) -> FsRecord {
     FsRecord {
         device: c.device.clone(),
@@ -308,26 +583,22 @@ fn fs_record(c: &Candidate) -> FsRecord {
     }
 }
 
-fn inspect_linux(
+/// The root with the filesystems its `/etc/fstab` names mounted on it (parents first), so
+/// `/usr`, `/var`, `/boot` are seen whole; fills `mountpoints` and `filesystems`.
+fn mount_fstab(
     root: &Candidate,
     fs: Arc<dyn Filesystem>,
     candidates: &[Candidate],
-    opts: &InspectOptions,
-) -> OsInfo {
-    let mut os = OsInfo {
-        root: root.device.clone(),
-        os_type: "linux".into(),
-        distro: "unknown".into(),
-        ..OsInfo::default()
-    };
-    let mut w = Vec::new();
+    os: &mut OsInfo,
+    w: &mut Vec<String>,
+) -> MountTree {
     os.mountpoints.insert("/".into(), root.device.clone());
     os.filesystems.push(fs_record(root));
-
     // fstab first: the other filesystems are mounted so /usr, /var, /boot are seen whole.
-    let fstab: Vec<FstabEntry> = read_file(fs.as_ref(), "/etc/fstab", SMALL_FILE, &mut w)
-        .map(|b| linux::parse_fstab(&b, &mut w))
+    let fstab: Vec<FstabEntry> = read_file(fs.as_ref(), "/etc/fstab", SMALL_FILE, w)
+        .map(|b| linux::parse_fstab(&b, w))
         .unwrap_or_default();
+    let bsd = os.os_type != "linux";
     let mut tree = MountTree::new(fs.clone());
     let mut to_mount: Vec<(&FstabEntry, &Candidate)> = Vec::new();
     for e in &fstab {
@@ -357,11 +628,19 @@ fn inspect_linux(
                 | "fuse"
                 | "overlay"
                 | "squashfs"
+                | "procfs"
+                | "fdescfs"
+                | "linprocfs"
+                | "linsysfs"
+                | "nullfs"
+                | "mfs"
+                | "kernfs"
+                | "ptyfs"
         ) || e.options.split(',').any(|o| o == "bind")
         {
             continue;
         }
-        match resolve_spec(&e.spec, candidates) {
+        match resolve_spec(&e.spec, candidates, bsd) {
             Ok(c) => {
                 if !os.filesystems.iter().any(|f| f.device == c.device) {
                     os.filesystems.push(fs_record(c));
@@ -388,6 +667,23 @@ fn inspect_linux(
             )),
         }
     }
+    tree
+}
+
+fn inspect_linux(
+    root: &Candidate,
+    fs: Arc<dyn Filesystem>,
+    candidates: &[Candidate],
+    opts: &InspectOptions,
+) -> OsInfo {
+    let mut os = OsInfo {
+        root: root.device.clone(),
+        os_type: "linux".into(),
+        distro: "unknown".into(),
+        ..OsInfo::default()
+    };
+    let mut w = Vec::new();
+    let tree = mount_fstab(root, fs, candidates, &mut os, &mut w);
     let t: &dyn Filesystem = &tree;
 
     if let Some(r) = release(t, &mut w) {

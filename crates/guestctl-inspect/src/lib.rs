@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bsd;
 pub mod elf;
 mod inspector;
 pub mod linux;

@@ -301,9 +301,93 @@ pub fn read_table(db: &[u8], name: &str) -> Result<Vec<(i64, Vec<Value>)>> {
         .collect()
 }
 
+/// The column names of a `CREATE TABLE` statement, in order (constraints skipped, quotes
+/// removed). Only what SQLite stores in `sqlite_master.sql` needs to be understood.
+pub fn column_names(create_sql: &str) -> Vec<String> {
+    let (Some(open), Some(close)) = (create_sql.find('('), create_sql.rfind(')')) else {
+        return Vec::new();
+    };
+    if close <= open {
+        return Vec::new();
+    }
+    let body = &create_sql[open + 1..close];
+    let mut items = Vec::new();
+    let (mut depth, mut start, mut quote) = (0i32, 0usize, None::<char>);
+    for (i, ch) in body.char_indices() {
+        match (quote, ch) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"' | '`') => quote = Some(ch),
+            (None, '[') => quote = Some(']'),
+            (None, '(') => depth += 1,
+            (None, ')') => depth -= 1,
+            (None, ',') if depth == 0 => {
+                items.push(&body[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(&body[start..]);
+    items
+        .into_iter()
+        .filter_map(|item| {
+            let item = item.trim();
+            let first: String = if let Some(rest) = item.strip_prefix(['"', '`', '[', '\'']) {
+                rest.chars()
+                    .take_while(|&c| !matches!(c, '"' | '`' | ']' | '\''))
+                    .collect()
+            } else {
+                item.split(|c: char| c.is_whitespace() || c == '(')
+                    .next()?
+                    .to_string()
+            };
+            let upper = first.to_ascii_uppercase();
+            let constraint = !item.starts_with(['"', '`', '[', '\''])
+                && matches!(
+                    upper.as_str(),
+                    "CONSTRAINT" | "PRIMARY" | "UNIQUE" | "CHECK" | "FOREIGN"
+                );
+            (!constraint && !first.is_empty()).then_some(first)
+        })
+        .collect()
+}
+
+/// A table's rows as `(rowid, columns)`.
+pub type Rows = Vec<(i64, Vec<Value>)>;
+
+/// Like [`read_table`], with the table's column names (from its `CREATE TABLE`).
+pub fn read_table_with_columns(db: &[u8], name: &str) -> Result<(Vec<String>, Rows)> {
+    let d = Db::open(db)?;
+    let mut columns = Vec::new();
+    for (_, payload) in d.table_rows(1)? {
+        let cols = decode_record(&payload)?;
+        if let (Some(Value::Text(kind)), Some(Value::Text(tname)), Some(Value::Text(sql))) =
+            (cols.first(), cols.get(1), cols.get(4))
+        {
+            if kind == "table" && tname.eq_ignore_ascii_case(name) {
+                columns = column_names(sql);
+            }
+        }
+    }
+    Ok((columns, read_table(db, name)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn create_table_columns() {
+        assert_eq!(
+            column_names(
+                "CREATE TABLE packages (id INTEGER PRIMARY KEY, origin TEXT NOT NULL, \"name\" TEXT, \
+                 [version] TEXT, price DECIMAL(10, 2), UNIQUE(name, version), CONSTRAINT c CHECK (id > 0))"
+            ),
+            ["id", "origin", "name", "version", "price"]
+        );
+        assert!(column_names("garbage").is_empty());
+    }
 
     #[test]
     fn varints() {
