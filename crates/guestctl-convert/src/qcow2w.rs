@@ -84,14 +84,23 @@ thread_local! {
     static ENCODER: RefCell<Option<(Compression, i32, Encoder)>> = const { RefCell::new(None) };
 }
 
-/// `data` compressed, when that saves at least one sector. The output space is capped there,
-/// so incompressible data gives up early instead of being compressed in full.
+/// `data` compressed, when that saves at least one sector.
 fn compress(c: Compression, level: Option<i32>, data: &[u8]) -> Option<Vec<u8>> {
     let lvl = match c {
         Compression::Zlib => level.unwrap_or(6).clamp(0, 9),
         Compression::Zstd => level.unwrap_or(3),
     };
     let cap = data.len().checked_sub(512)?;
+    // A panic inside the codec (a library bug) must not take the conversion down: the
+    // cluster is stored plain instead, and the worker's encoder is rebuilt.
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| encode(c, lvl, cap, data)));
+    r.unwrap_or_else(|_| {
+        ENCODER.with(|slot| slot.borrow_mut().take());
+        None
+    })
+}
+
+fn encode(c: Compression, lvl: i32, cap: usize, data: &[u8]) -> Option<Vec<u8>> {
     ENCODER.with(|slot| {
         let mut slot = slot.borrow_mut();
         if !matches!(&*slot, Some((k, l, _)) if *k == c && *l == lvl) {
@@ -105,20 +114,32 @@ fn compress(c: Compression, level: Option<i32>, data: &[u8]) -> Option<Vec<u8>> 
             *slot = Some((c, lvl, enc));
         }
         let (_, _, enc) = slot.as_mut()?;
-        let mut out = Vec::with_capacity(cap);
-        match enc {
+        let out = match enc {
             Encoder::Zlib(z) => {
+                // Room for the worst case (stored blocks): zlib-rs 0.6 panics when a stored
+                // block does not fit the output space, so the output is never capped here.
                 z.reset();
-                match z.compress_vec(data, &mut out, FlushCompress::Finish).ok()? {
-                    Status::StreamEnd => Some(out),
-                    _ => None,
+                let mut out = Vec::with_capacity(data.len() + data.len() / 8 + 1024);
+                loop {
+                    let consumed = z.total_in() as usize;
+                    match z
+                        .compress_vec(&data[consumed..], &mut out, FlushCompress::Finish)
+                        .ok()?
+                    {
+                        Status::StreamEnd => break,
+                        _ if out.len() > cap => return None,
+                        _ => out.reserve(data.len() / 4 + 64),
+                    }
                 }
+                out
             }
             Encoder::Zstd(z) => {
+                let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(data.len()));
                 z.compress_to_buffer(data, &mut out).ok()?;
-                Some(out)
+                out
             }
-        }
+        };
+        (out.len() <= cap).then_some(out)
     })
 }
 
