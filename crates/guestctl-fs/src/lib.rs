@@ -296,3 +296,45 @@ pub trait Filesystem: Send + Sync + Debug {
         resolve_path(self, path.as_bytes(), true)
     }
 }
+
+/// The walk behind every reader's `fuzz_walk` entry point: `info`, then up to 2000 entries of
+/// the tree with `lookup`, `metadata`, `xattrs`, `read_link` and reads at both ends of each
+/// file, each directory once, then a path with `..`. Errors are ignored; a panic or a hang
+/// is the bug the fuzz targets and hostile tests look for.
+#[doc(hidden)]
+pub fn fuzz_walk_tree(fs: &dyn Filesystem) {
+    let _ = fs.info();
+    let mut stack = vec![fs.root()];
+    let mut seen = std::collections::HashSet::new();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut budget = 2000u32;
+    while let Some(dir) = stack.pop() {
+        if !seen.insert(dir) {
+            continue;
+        }
+        let _ = fs.metadata(dir);
+        let Ok(entries) = fs.read_dir(dir) else {
+            continue;
+        };
+        for e in entries {
+            budget = match budget.checked_sub(1) {
+                Some(b) => b,
+                None => return,
+            };
+            let _ = fs.xattrs(e.node);
+            let _ = fs.lookup(dir, &e.name);
+            match fs.metadata(e.node) {
+                Ok(m) if m.file_type == FileType::Directory => stack.push(e.node),
+                Ok(m) if m.file_type == FileType::Symlink => {
+                    let _ = fs.read_link(e.node);
+                }
+                Ok(m) => {
+                    let _ = fs.read_at(e.node, 0, &mut buf);
+                    let _ = fs.read_at(e.node, m.size.saturating_sub(10), &mut buf[..10]);
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    let _ = resolve_path(fs, b"/a/B/../c", true);
+}

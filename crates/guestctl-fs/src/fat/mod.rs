@@ -516,37 +516,7 @@ impl Filesystem for FatFs {
 #[doc(hidden)]
 pub fn fuzz_walk(data: &[u8]) {
     let dev: Arc<dyn BlockDevice> = Arc::new(guestctl_block::MemoryDevice::new(data.to_vec()));
-    let Ok(fs) = FatFs::open(dev, &OpenOptions::default()) else {
-        return;
-    };
-    let _ = fs.info();
-    let mut stack = vec![fs.root()];
-    let mut seen = std::collections::HashSet::new();
-    let mut buf = vec![0u8; 64 << 10];
-    let mut budget = 2000u32;
-    while let Some(dir) = stack.pop() {
-        if !seen.insert(dir) {
-            continue;
-        }
-        let _ = fs.metadata(dir);
-        let Ok(entries) = fs.read_dir(dir) else {
-            continue;
-        };
-        for e in entries {
-            budget = match budget.checked_sub(1) {
-                Some(b) => b,
-                None => return,
-            };
-            let _ = fs.lookup(dir, &e.name);
-            match fs.metadata(e.node) {
-                Ok(m) if m.file_type == FileType::Directory => stack.push(e.node),
-                Ok(m) => {
-                    let _ = fs.read_at(e.node, 0, &mut buf);
-                    let _ = fs.read_at(e.node, m.size.saturating_sub(10), &mut buf[..10]);
-                }
-                Err(_) => {}
-            }
-        }
+    if let Ok(fs) = FatFs::open(dev, &OpenOptions::default()) {
+        crate::fuzz_walk_tree(&fs);
     }
-    let _ = crate::resolve_path(&fs, b"/a/B/../c", true);
 }

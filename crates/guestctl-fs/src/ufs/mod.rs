@@ -446,40 +446,7 @@ impl Filesystem for UfsFs {
 #[doc(hidden)]
 pub fn fuzz_walk(data: &[u8]) {
     let dev: Arc<dyn BlockDevice> = Arc::new(guestctl_block::MemoryDevice::new(data.to_vec()));
-    let Ok(fs) = UfsFs::open(dev, &OpenOptions::default()) else {
-        return;
-    };
-    let _ = fs.info();
-    let mut stack = vec![fs.root()];
-    let mut seen = std::collections::HashSet::new();
-    let mut buf = vec![0u8; 64 << 10];
-    let mut budget = 2000u32;
-    while let Some(dir) = stack.pop() {
-        if !seen.insert(dir) {
-            continue;
-        }
-        let Ok(entries) = fs.read_dir(dir) else {
-            continue;
-        };
-        for e in entries {
-            budget = budget.saturating_sub(1);
-            if budget == 0 {
-                return;
-            }
-            let Ok(md) = fs.metadata(e.node) else {
-                continue;
-            };
-            match md.file_type {
-                FileType::Directory => stack.push(e.node),
-                FileType::Symlink => {
-                    let _ = fs.read_link(e.node);
-                }
-                FileType::Regular => {
-                    let _ = fs.read_at(e.node, 0, &mut buf);
-                    let _ = fs.read_at(e.node, md.size.saturating_sub(100), &mut buf);
-                }
-                _ => {}
-            }
-        }
+    if let Ok(fs) = UfsFs::open(dev, &OpenOptions::default()) {
+        crate::fuzz_walk_tree(&fs);
     }
 }
