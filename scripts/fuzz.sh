@@ -67,6 +67,7 @@ make_seeds
 bash scripts/fuzz-seeds.sh >/dev/null
 for target in "${targets[@]}"; do
   echo "== fuzzing $target for ${secs}s"
+  mkdir -p "fuzz/corpus/$target"  # targets without seeds start from an empty corpus
   # Disk images need ~1 MiB inputs; the inspection parsers read files, 256 KiB is plenty.
   max_len=1100000
   [ "$target" = inspect_parsers ] && max_len=262144
