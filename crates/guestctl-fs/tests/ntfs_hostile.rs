@@ -106,3 +106,17 @@ fn bit_flipped_fixture_never_panics_or_hangs() {
         zstd::decode_all(std::fs::File::open(p).expect("fixtures/ntfs.img.zst")).expect("zstd -d");
     mutate(&orig, "the ntfs-3g fixture", 200);
 }
+
+/// Found by the ntfs fuzz target: an empty (or short) device made the ntfs crate panic on its
+/// boot sector read (caught, but printed, and fatal under libFuzzer). Such devices are now a
+/// plain Corrupt error before the crate is called.
+#[test]
+fn short_or_foreign_devices_are_errors() {
+    let mut oem_only = vec![0u8; 600];
+    oem_only[3..11].copy_from_slice(b"NTFS    ");
+    for img in [Vec::new(), vec![0u8; 100], vec![0u8; 4096], oem_only] {
+        let dev: Arc<dyn BlockDevice> = Arc::new(MemoryDevice::new(img));
+        let e = NtfsFs::open(dev, &OpenOptions::default()).expect_err("not NTFS");
+        assert_eq!(e.kind(), guestctl_fs::ErrorKind::Corrupt, "{e}");
+    }
+}

@@ -140,6 +140,19 @@ impl NtfsFs {
 
     fn open_inner(dev: Arc<dyn BlockDevice>, opts: &OpenOptions) -> Result<NtfsFs> {
         let _ = opts; // NTFS has no metadata checksums or journal replay here.
+                      // Checked here so that a short or foreign device is a plain error, not a panic of
+                      // the ntfs crate (which it raises for a boot sector it cannot read whole).
+        let mut boot = [0u8; 512];
+        if dev.size() < 512
+            || dev.read_exact_at(0, &mut boot).is_err()
+            || &boot[3..11] != b"NTFS    "
+        {
+            return Err(
+                Error::corrupt("no NTFS boot sector (OEM id \"NTFS    \" at byte 3)")
+                    .structure("NTFS boot sector")
+                    .at(0),
+            );
+        }
         let mut r = DevReader::new(dev.as_ref(), &[]);
         let mut ntfs =
             Ntfs::new(&mut r).map_err(|e| ntfs_err(e).structure("NTFS boot sector").at(0))?;
