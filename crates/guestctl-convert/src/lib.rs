@@ -168,9 +168,7 @@ pub fn convert_to_raw(
         out.sync_data()
             .map_err(|e| Error::io(e, "cannot flush the output file").path(&out_path))?;
     }
-    tmp.persist(dst).map_err(|e| {
-        Error::io(e.error, "cannot rename the finished output into place").path(dst)
-    })?;
+    persist(tmp, dst)?;
     let (read, written) = (read.into_inner(), written.into_inner());
     Ok(Stats {
         size,
@@ -202,6 +200,19 @@ fn finish(tmp: tempfile::NamedTempFile, dst: &Path, sync: bool) -> Result<()> {
         tmp.as_file()
             .sync_data()
             .map_err(|e| Error::io(e, "cannot flush the output file").path(dst))?;
+    }
+    persist(tmp, dst)
+}
+
+/// Renames the finished temporary file to `dst`. An existing `dst` (allowed by `force`) is
+/// unlinked first: renaming over it makes ext4 flush the new file to disk right away
+/// (`auto_da_alloc`), which tripled the time of a 1 GiB conversion from the page cache. The
+/// old file stays until the new one is complete; a crash between the two steps leaves no file
+/// under the final name, never a partial one.
+fn persist(tmp: tempfile::NamedTempFile, dst: &Path) -> Result<()> {
+    if dst.symlink_metadata().is_ok_and(|m| m.is_file()) {
+        std::fs::remove_file(dst)
+            .map_err(|e| Error::io(e, "cannot remove the existing destination").path(dst))?;
     }
     tmp.persist(dst).map_err(|e| {
         Error::io(e.error, "cannot rename the finished output into place").path(dst)
