@@ -373,6 +373,34 @@ fn write_all_at(f: &File, buf: &[u8], off: u64, path: &Path) -> Result<()> {
         .map_err(|e| write_error(e, "write failed", path, Some(off)))
 }
 
+/// Deflates all of `data` with `z` (reset first) onto the end of `out`, which grows as
+/// needed: room for the worst case (stored blocks) is reserved up front because zlib-rs 0.6
+/// panics when a stored block does not fit the output space. Gives up with `Ok(false)` once
+/// more than `limit` bytes were added (output the caller would not use).
+pub(crate) fn deflate_onto(
+    z: &mut flate2::Compress,
+    data: &[u8],
+    out: &mut Vec<u8>,
+    limit: usize,
+) -> Result<bool> {
+    z.reset();
+    let start = out.len();
+    out.reserve(data.len() + data.len() / 8 + 1024);
+    loop {
+        let consumed = z.total_in() as usize;
+        let st = z
+            .compress_vec(&data[consumed..], out, flate2::FlushCompress::Finish)
+            .map_err(|e| Error::new(ErrorKind::Io, "zlib compression failed").with_source(e))?;
+        if st == flate2::Status::StreamEnd {
+            return Ok(true);
+        }
+        if out.len() - start > limit {
+            return Ok(false);
+        }
+        out.reserve(data.len() / 4 + 64);
+    }
+}
+
 /// An output I/O error, spelled out when the output grew past the file-size limit.
 pub(crate) fn write_error(
     e: std::io::Error,

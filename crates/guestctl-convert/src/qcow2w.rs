@@ -12,8 +12,9 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use flate2::{FlushCompress, Status};
 use guestctl_block::{is_zero, AlignedBuf, BlockDevice, Error, ErrorKind, ExtentKind, Result};
+// The largest L1 table readers open: qemu's limit, which our reader shares.
+use guestctl_formats::qcow2::header::MAX_L1_BYTES;
 use rayon::prelude::*;
 
 use crate::pipeline::Op;
@@ -116,20 +117,9 @@ fn encode(c: Compression, lvl: i32, cap: usize, data: &[u8]) -> Option<Vec<u8>> 
         let (_, _, enc) = slot.as_mut()?;
         let out = match enc {
             Encoder::Zlib(z) => {
-                // Room for the worst case (stored blocks): zlib-rs 0.6 panics when a stored
-                // block does not fit the output space, so the output is never capped here.
-                z.reset();
-                let mut out = Vec::with_capacity(data.len() + data.len() / 8 + 1024);
-                loop {
-                    let consumed = z.total_in() as usize;
-                    match z
-                        .compress_vec(&data[consumed..], &mut out, FlushCompress::Finish)
-                        .ok()?
-                    {
-                        Status::StreamEnd => break,
-                        _ if out.len() > cap => return None,
-                        _ => out.reserve(data.len() / 4 + 64),
-                    }
+                let mut out = Vec::new();
+                if !crate::deflate_onto(z, data, &mut out, cap).ok()? {
+                    return None;
                 }
                 out
             }
@@ -141,6 +131,11 @@ fn encode(c: Compression, lvl: i32, cap: usize, data: &[u8]) -> Option<Vec<u8>> 
         };
         (out.len() <= cap).then_some(out)
     })
+}
+
+/// A table of big-endian 64-bit entries (L1, L2) as bytes.
+fn table_bytes(t: &[u64]) -> Vec<u8> {
+    t.iter().flat_map(|e| e.to_be_bytes()).collect()
 }
 
 /// The first cluster in `[from, to)` holding data in `dev`'s map, if any.
@@ -181,8 +176,7 @@ fn mark_data(dev: &dyn BlockDevice, first: u64, cs: u64, has: &mut [bool]) -> Re
     Ok(())
 }
 
-/// qemu's limits: it refuses to open images whose L1 or refcount table is larger.
-const MAX_L1_BYTES: u64 = 32 << 20;
+/// qemu refuses to open images whose refcount table is larger.
 const MAX_REFTABLE_BYTES: u64 = 8 << 20;
 
 /// Host cluster allocation in file order. L2 tables and refcount blocks are written out as
@@ -390,16 +384,27 @@ pub fn write_qcow2(
     // so unallocated space costs one map() per GiB, not a batch per few MiB.
     let mut pos = 0u64;
     let window = (crate::WINDOW / cs).max(per_batch);
+    let data_in = |from: u64, to: u64| -> Result<Option<u64>> {
+        let found = first_data(src, from, to, cs)?;
+        Ok(match base {
+            Some(b) => match (found, first_data(b, from, to, cs)?) {
+                (Some(x), Some(y)) => Some(x.min(y)),
+                (x, y) => x.or(y),
+            },
+            None => found,
+        })
+    };
     let mut next_batch = || -> Result<Option<(u64, u64)>> {
         while pos < n_clusters {
             let end = (pos + window).min(n_clusters);
-            let mut found = first_data(src, pos, end, cs)?;
-            if let Some(b) = base {
-                found = match (found, first_data(b, pos, end, cs)?) {
-                    (Some(x), Some(y)) => Some(x.min(y)),
-                    (x, y) => x.or(y),
-                };
-            }
+            // One batch's span first: on allocated disks that is where the data is, and the
+            // map of a whole window per batch would cost more than the batch's own map.
+            let near = (pos + per_batch).min(end);
+            let found = match data_in(pos, near)? {
+                Some(d) => Some(d),
+                None if near < end => data_in(near, end)?,
+                None => None,
+            };
             match found {
                 Some(d) => {
                     let d = d.clamp(pos, end - 1);
@@ -498,10 +503,7 @@ pub fn write_qcow2(
                 flush(&mut ops, &mut run, i);
                 if let Some((j, t)) = l2.take() {
                     let at = alloc.cluster()?;
-                    ops.push(Op::Bytes(
-                        t.iter().flat_map(|e| e.to_be_bytes()).collect(),
-                        at,
-                    ));
+                    ops.push(Op::Bytes(table_bytes(&t), at));
                     l1[j as usize] = at | (1 << 63);
                 }
             }
@@ -549,18 +551,14 @@ pub fn write_qcow2(
     )?;
     if let Some((j, t)) = l2.take() {
         let at = alloc.cluster()?;
-        wr(
-            &t.iter().flat_map(|e| e.to_be_bytes()).collect::<Vec<u8>>(),
-            at,
-        )?;
+        wr(&table_bytes(&t), at)?;
         l1[j as usize] = at | (1 << 63);
     }
     let (rt_at, rt, end) = alloc.finish(&wr)?;
     out.set_len(end)
         .map_err(|e| crate::write_error(e, "cannot size the output", out_path, None))?;
     // L1 table and header last.
-    let l1b: Vec<u8> = l1.iter().flat_map(|e| e.to_be_bytes()).collect();
-    wr(&l1b, cs)?;
+    wr(&table_bytes(&l1), cs)?;
     wr(&header(opts, bits, size, l1_size, cs, rt_at, rt)?, 0)?;
     Ok(())
 }

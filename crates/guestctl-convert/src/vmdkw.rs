@@ -21,7 +21,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use flate2::{Compress, FlushCompress, Status};
+use flate2::Compress;
 use guestctl_block::{is_zero, BlockDevice, Error, ErrorKind, ExtentKind, Result};
 use rayon::prelude::*;
 
@@ -348,20 +348,10 @@ fn write_sparse(
 /// One grain compressed into a grain record (marker, zlib data, padding to a sector); None
 /// for a zero grain.
 fn grain_record(z: &mut Compress, lba: u64, data: &[u8]) -> Result<Vec<u8>> {
-    z.reset();
-    let mut rec = Vec::with_capacity(data.len() + data.len() / 8 + 1024);
+    let mut rec = Vec::new();
     rec.extend_from_slice(&lba.to_le_bytes());
     rec.extend_from_slice(&[0u8; 4]);
-    loop {
-        let consumed = z.total_in() as usize;
-        let st = z
-            .compress_vec(&data[consumed..], &mut rec, FlushCompress::Finish)
-            .map_err(|e| Error::new(ErrorKind::Io, "zlib compression failed").with_source(e))?;
-        if st == Status::StreamEnd {
-            break;
-        }
-        rec.reserve(data.len() / 4 + 64);
-    }
+    crate::deflate_onto(z, data, &mut rec, usize::MAX)?;
     let clen = (rec.len() - 12) as u32;
     rec[8..12].copy_from_slice(&clen.to_le_bytes());
     rec.resize(rec.len().div_ceil(SECTOR as usize) * SECTOR as usize, 0);
