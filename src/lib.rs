@@ -276,31 +276,13 @@ impl Guestfs {
                 format!("no device {device}"),
             ));
         };
-        match fs::probe::probe(d.device.as_ref()) {
-            Some(p) if p.fs_type.starts_with("ext") => Ok(Arc::new(fs::ext::ExtFs::open(
-                d.device,
-                &fs::OpenOptions::default(),
-            )?)),
-            Some(p) if p.fs_type == "vfat" => Ok(Arc::new(fs::fat::FatFs::open(
-                d.device,
-                &fs::OpenOptions::default(),
-            )?)),
-            Some(p) if p.fs_type == "ntfs" => Ok(Arc::new(fs::ntfs::NtfsFs::open(
-                d.device,
-                &fs::OpenOptions::default(),
-            )?)),
-            Some(p) if p.fs_type == "ufs" => Ok(Arc::new(fs::ufs::UfsFs::open(
-                d.device,
-                &fs::OpenOptions::default(),
-            )?)),
-            Some(p) => Err(fs::Error::unsupported(format!(
-                "{device} holds {}, which guestctl cannot read yet",
-                p.fs_type
-            ))),
-            None => Err(fs::Error::unsupported(format!(
-                "{device}: no filesystem recognised"
-            ))),
-        }
+        fs::open(d.device, &fs::OpenOptions::default()).map_err(|e| {
+            if e.kind() == fs::ErrorKind::Unsupported && e.structure_name().is_none() {
+                fs::Error::unsupported(format!("{device}: {}", e.message()))
+            } else {
+                e
+            }
+        })
     }
 }
 

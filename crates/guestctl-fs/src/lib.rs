@@ -16,6 +16,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod bytes;
+mod cache;
 mod error;
 pub mod ext;
 pub mod fat;
@@ -24,6 +26,7 @@ pub mod ntfs;
 mod path;
 pub mod probe;
 pub mod ufs;
+pub mod xfs;
 
 use std::fmt::Debug;
 
@@ -294,6 +297,28 @@ pub trait Filesystem: Send + Sync + Debug {
     /// root, at most [`MAX_SYMLINKS`] of them) to a node. The last component is followed too.
     fn resolve(&self, path: &str) -> Result<NodeId> {
         resolve_path(self, path.as_bytes(), true)
+    }
+}
+
+/// Opens the filesystem on `dev` read-only with the reader its superblock calls for (the
+/// one factory behind every command): ext2/3/4, vfat, ntfs, ufs, xfs. Anything else that
+/// [`probe::probe`] recognises is [`ErrorKind::Unsupported`], naming the type.
+pub fn open(
+    dev: std::sync::Arc<dyn guestctl_block::BlockDevice>,
+    opts: &OpenOptions,
+) -> Result<std::sync::Arc<dyn Filesystem>> {
+    use std::sync::Arc;
+    match probe::probe(dev.as_ref()) {
+        Some(p) if p.fs_type.starts_with("ext") => Ok(Arc::new(ext::ExtFs::open(dev, opts)?)),
+        Some(p) if p.fs_type == "vfat" => Ok(Arc::new(fat::FatFs::open(dev, opts)?)),
+        Some(p) if p.fs_type == "ntfs" => Ok(Arc::new(ntfs::NtfsFs::open(dev, opts)?)),
+        Some(p) if p.fs_type == "ufs" => Ok(Arc::new(ufs::UfsFs::open(dev, opts)?)),
+        Some(p) if p.fs_type == "xfs" => Ok(Arc::new(xfs::XfsFs::open(dev, opts)?)),
+        Some(p) => Err(Error::unsupported(format!(
+            "{} filesystem, which guestctl cannot read yet",
+            p.fs_type
+        ))),
+        None => Err(Error::unsupported("no filesystem recognised")),
     }
 }
 

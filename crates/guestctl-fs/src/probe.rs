@@ -91,7 +91,10 @@ pub fn probe(dev: &dyn BlockDevice) -> Option<Probe> {
                 );
             }
         }
-        if &head[0..4] == b"XFSB" && head.len() >= 0x80 {
+        if &head[0..4] == b"XFSB" {
+            if let Some((label, uuid)) = crate::xfs::superblock_info(&head[..512]) {
+                return p("xfs", label, uuid, true);
+            }
             return p(
                 "xfs",
                 text(&head[0x6C..0x78]),

@@ -2,7 +2,7 @@
 //! inline-data form. htree directories are read linearly: their index blocks look like one
 //! empty entry spanning the block, so they contribute nothing.
 
-use super::bytes::{le16, le32};
+use crate::bytes::{le16, le32};
 use crate::{DirEntry, FileType, NodeId};
 
 /// Size of the checksum tail at the end of a leaf directory block.

@@ -1,7 +1,7 @@
 //! Extent tree nodes (I/O-free): a 12-byte header, then index or leaf entries of 12 bytes,
 //! and (in blocks, with metadata_csum) a 4-byte checksum after `eh_max` entries.
 
-use super::bytes::{le16, le32};
+use crate::bytes::{le16, le32};
 
 pub(crate) const MAGIC: u16 = 0xF30A;
 /// The deepest tree the kernel builds is 5 levels; deeper is corrupt.

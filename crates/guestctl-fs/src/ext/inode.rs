@@ -1,7 +1,7 @@
 //! Inodes: parsed from their on-disk bytes (I/O-free), with the metadata_csum check.
 
-use super::bytes::{le16, le32};
 use super::csum::crc32c_raw;
+use crate::bytes::{le16, le32};
 use crate::{FileType, Timestamp};
 
 pub(crate) mod flags {

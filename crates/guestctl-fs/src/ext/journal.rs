@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::bytes::{be16, be32, be64};
 use crate::{Error, ErrorKind, Result};
 
 /// Where the journal's blocks come from (the journal inode, mapped by the ext reader).
@@ -100,24 +101,6 @@ const SUPERBLOCK_SIZE: usize = 1024;
 
 const MIN_BLOCK_SIZE: usize = 1024;
 const MAX_BLOCK_SIZE: usize = 65536;
-
-fn be16(b: &[u8], off: usize) -> u16 {
-    match b.get(off..off + 2) {
-        Some(s) => u16::from_be_bytes([s[0], s[1]]),
-        None => 0,
-    }
-}
-
-fn be32(b: &[u8], off: usize) -> u32 {
-    match b.get(off..off + 4) {
-        Some(s) => u32::from_be_bytes([s[0], s[1], s[2], s[3]]),
-        None => 0,
-    }
-}
-
-fn be64(b: &[u8], off: usize) -> u64 {
-    (u64::from(be32(b, off)) << 32) | u64::from(be32(b, off + 4))
-}
 
 /// The kernel's `crc32c(seed, data)`: no pre- or post-inversion.
 fn crc32c_raw(seed: u32, data: &[u8]) -> u32 {

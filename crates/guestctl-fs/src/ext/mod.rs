@@ -10,8 +10,6 @@
 //! incompatible features. Refused per file: encrypted contents and names. Everything read
 //! from the image is bounded (groups, directory sizes, extent depth, symlink and xattr sizes).
 
-mod bytes;
-mod cache;
 mod csum;
 mod dir;
 mod extent;
@@ -26,13 +24,13 @@ use std::sync::Arc;
 
 use guestctl_block::BlockDevice;
 
-use self::bytes::{le16, le32};
-use self::cache::BlockCache;
 use self::csum::{crc16, crc32c_raw};
 use self::inode::{flags, inode_seed, verify_inode_csum, Inode};
 use self::superblock::{
     compat, incompat, ro_compat, Superblock, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE,
 };
+use crate::bytes::{le16, le32};
+use crate::cache::BlockCache;
 use crate::{
     DirEntry, Error, ErrorKind, FileType, Filesystem, FsInfo, Metadata, NodeId, OpenOptions,
     Result, Xattr,

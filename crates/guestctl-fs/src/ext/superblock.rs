@@ -1,8 +1,8 @@
 //! The ext2/3/4 superblock: parsed from its 1024 bytes (at byte 1024 of the filesystem),
 //! validated enough that every later size computation is bounded.
 
-use super::bytes::{le16, le32, le64};
 use super::csum::crc32c_raw;
+use crate::bytes::{le16, le32, le64};
 use crate::{Error, ErrorKind, Result};
 
 /// Byte offset of the primary superblock.

@@ -1,7 +1,7 @@
 //! Extended attribute entries, in the inode's extra space and in a separate block. I/O-free:
 //! the caller fetches values stored in other inodes (`ea_inode`).
 
-use super::bytes::{le16, le32};
+use crate::bytes::{le16, le32};
 
 /// Magic of the in-inode area and of xattr blocks.
 pub(crate) const MAGIC: u32 = 0xEA02_0000;

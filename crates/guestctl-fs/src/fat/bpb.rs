@@ -1,5 +1,6 @@
 //! The boot sector / BIOS parameter block: an I/O-free parser over the first sector.
 
+use crate::bytes::{le16, le32};
 use crate::{Error, Result};
 
 /// Which FAT width the volume uses.
@@ -32,13 +33,6 @@ pub(crate) struct Bpb {
     pub total_bytes: u64,
     pub serial: Option<u32>,
     pub label: Option<[u8; 11]>,
-}
-
-fn le16(b: &[u8], o: usize) -> u16 {
-    u16::from_le_bytes([b[o], b[o + 1]])
-}
-fn le32(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
 }
 
 fn bad(msg: impl Into<String>) -> Error {
