@@ -355,7 +355,9 @@ pub(crate) fn parse_da(
     if let (true, Some(w)) = (geo.v5, want) {
         check_self(b, 16, 32, 48, w)?;
     }
-    let count = usize::from(be16(b, 12));
+    // The counts follow the block info: 12 bytes on v4, 56 on v5.
+    let info = if geo.v5 { 56 } else { 12 };
+    let count = usize::from(be16(b, info));
     let forw = be32(b, 0);
     let (node, leaf1) = match (geo.v5, magic) {
         (false, NODE) | (true, NODE_V3) => (true, false),
@@ -382,7 +384,7 @@ pub(crate) fn parse_da(
         .map(|i| (be32(b, hdr + i * 8), be32(b, hdr + i * 8 + 4)))
         .collect();
     if node {
-        let level = be16(b, 14);
+        let level = be16(b, info + 2);
         if level == 0 || level > MAX_DA_DEPTH {
             return Err(format!("node at level {level}"));
         }
