@@ -63,3 +63,63 @@ for v in 1 2; do
     cp "$tmp/ufs.img" "$uout/seed-ufs$v-$e.img"
   done
 done
+# XFS seeds (fuzz/corpus/xfs): v5 (4 KiB, 1 KiB, 64 KiB directory blocks) and v4 (512-byte
+# blocks, no ftype) filesystems populated by mkfs.xfs's prototype file with shortform, block,
+# leaf and node directories, inline and remote symlinks and a multi-extent file; as root, one
+# more with xattrs of every form and a fragmented (bmbt) file written through a loop mount.
+# Each image is encoded as the target expects: its non-zero 512-byte sectors.
+xout=fuzz/corpus/xfs
+mkdir -p "$xout"
+encode_xfs() {  # image → sparse-sector fuzz input
+  python3 - "$1" "$2" <<'PY'
+import struct, sys
+img = open(sys.argv[1], 'rb').read()
+n = len(img) // 512
+out = [struct.pack('<I', n)]
+s = 0
+while s < n:
+    if not any(img[s*512:(s+1)*512]):
+        s += 1
+        continue
+    k = 1
+    while k < 128 and s + k < n and any(img[(s+k)*512:(s+k+1)*512]):
+        k += 1
+    out.append(struct.pack('<IH', s, k) + img[s*512:(s+k)*512])
+    s += k
+open(sys.argv[2], 'wb').write(b''.join(out))
+PY
+}
+{
+  echo "/dev/null"; echo "0 0"; echo "d--755 0 0"
+  echo " a ---644 0 0 $src/a"
+  echo " blob ---644 0 0 $src/d/blob"
+  echo " short l--777 0 0 a"
+  echo " long l--777 0 0 $(printf 'x%.0s' $(seq 1 700))"
+  for n in 3 40 150 600; do
+    echo " dir$n d--755 0 0"
+    for i in $(seq 1 "$n"); do echo "  entry_with_a_long_name_$i ---644 0 0 $src/a"; done
+    echo "  \$"
+  done
+  echo "\$"
+} > "$tmp/proto"
+n=0
+for opts in "" "-b size=1024" "-n size=65536" "-m crc=0 -b size=512 -n ftype=0 -i size=256"; do
+  n=$((n+1))
+  rm -f "$tmp/x.img"; truncate -s 320M "$tmp/x.img"
+  mkfs.xfs -q -f $opts -p "$tmp/proto" "$tmp/x.img" 2>/dev/null || { echo "skip: xfs $opts"; continue; }
+  encode_xfs "$tmp/x.img" "$xout/seed-xfs-$n"
+done
+if [ "$(id -u)" = 0 ]; then
+  rm -f "$tmp/x.img"; truncate -s 320M "$tmp/x.img"; mkfs.xfs -q -f "$tmp/x.img"
+  mkdir -p "$tmp/m"; mount -o loop "$tmp/x.img" "$tmp/m"
+  : > "$tmp/m/sf"; setfattr -n user.k -v v "$tmp/m/sf"
+  : > "$tmp/m/leaf"; for i in $(seq 1 60); do setfattr -n "user.attr_$i" -v "value_$i" "$tmp/m/leaf"; done
+  : > "$tmp/m/node"; for i in $(seq 1 700); do setfattr -n "user.a_long_attribute_name_$i" -v "v$i" "$tmp/m/node"; done
+  : > "$tmp/m/remote"; setfattr -n user.r -v "$(head -c 6000 /dev/zero | tr '\0' q)" "$tmp/m/remote"
+  setfacl -m u:1000:r "$tmp/m/sf" 2>/dev/null || true
+  xfs_io -f -c 'pwrite -S 0 0 2m' "$tmp/m/frag" >/dev/null
+  for o in $(seq 0 2 511); do xfs_io -c "fpunch $((o*4096)) 4096" "$tmp/m/frag"; done
+  umount "$tmp/m"
+  encode_xfs "$tmp/x.img" "$xout/seed-xfs-attrs"
+fi
+ls -la "$xout"

@@ -12,7 +12,7 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
   esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(detect qcow2 vmdk ext ext_journal part inspect_parsers registry lvm fat ntfs lznt1 reparse ufs)
+[ ${#targets[@]} -gt 0 ] || targets=(detect qcow2 vmdk ext ext_journal part inspect_parsers registry lvm fat ntfs lznt1 reparse ufs xfs)
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 1; }
 command -v qemu-img >/dev/null || { echo "qemu-img missing: apt-get install qemu-utils" >&2; exit 1; }
 
@@ -71,6 +71,8 @@ for target in "${targets[@]}"; do
   # Disk images need ~1 MiB inputs; the inspection parsers read files, 256 KiB is plenty.
   max_len=1100000
   [ "$target" = inspect_parsers ] && max_len=262144
+  # XFS inputs list an image's non-zero sectors: a populated filesystem needs a few MiB.
+  [ "$target" = xfs ] && max_len=4500000
   cargo +nightly fuzz run "$target" "fuzz/corpus/$target" -- \
     -max_total_time="$secs" -max_len="$max_len" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
 done
