@@ -35,6 +35,10 @@ want gzip gzip
 want prlimit util-linux
 want tar tar
 want makefs makefs
+want mkfs.xfs xfsprogs
+want xfs_db xfsprogs
+want xfs_repair xfsprogs
+want blkid util-linux
 
 if [ ${#need_pkgs[@]} -gt 0 ] && [ -z "${SKIP_INSTALL:-}" ]; then
   mapfile -t need_pkgs < <(printf '%s\n' "${need_pkgs[@]}" | sort -u)

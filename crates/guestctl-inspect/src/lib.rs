@@ -94,7 +94,8 @@ pub struct OsInfo {
     pub package_format: String,
     /// `apt`, `dnf`, `yum`, `zypper`, `apk`, `pacman`, `portage`, ... (empty when unknown).
     pub package_management: String,
-    /// libosinfo short id (`debian12`, `win7`, `fedora39`), empty when unknown.
+    /// libosinfo short id (`debian12`, `win7`, `fedora39`, `rocky9`): libguestfs's rules;
+    /// `unknown` for a Linux root without a version.
     pub osinfo: String,
     /// Windows `%SystemRoot%` inside the guest (`/Windows`).
     pub windows_systemroot: String,

@@ -292,31 +292,30 @@ pub fn release_from_legacy(path: &str, distro: &str, bytes: &[u8]) -> Release {
     }
 }
 
-/// The libosinfo short id for a Linux release (`debian12`, `ubuntu22.04`, `rhel9.2`,
-/// `fedora39`, `centos7.0`, `opensuse15.5`, `sles15sp5`, `alpinelinux3.18`, `archlinux`);
-/// empty when there is none.
+/// The libosinfo short id for a Linux release, by libguestfs's rules
+/// (`guestfs_inspect_get_osinfo`): `centos7.0`/`centos6.10`/`centos8`, `rocky9`, `circle8`,
+/// `debian12`, `fedora39`, `mageia9`, `sles15sp5`/`sles12`, `ubuntu22.04`, `archlinux`,
+/// `alt10.1`, otherwise `{distro}{major}.{minor}` (`rhel9.4`, `almalinux9.3`,
+/// `oraclelinux9.3`, `amazonlinux2023.0`), and `unknown` when no version is known.
 pub fn osinfo(distro: &str, major: u32, minor: u32) -> String {
     match distro {
-        "archlinux" | "gentoo" | "voidlinux" | "cirros" | "nixos" | "manjaro" => distro.to_string(),
-        "debian" if major >= 4 => format!("debian{major}"),
-        "fedora" | "mageia" if major > 0 => format!("{distro}{major}"),
-        "centos" if major >= 8 => format!("centos{major}"),
-        "ubuntu" | "linuxmint" if major > 0 => format!("{distro}{major}.{minor:02}"),
-        "opensuse" if major >= 42 || major == 15 => format!("opensuse{major}.{minor}"),
-        "sles" if minor > 0 => format!("sles{major}sp{minor}"),
-        "sles" if major > 0 => format!("sles{major}"),
-        "alpinelinux" | "rhel" | "centos" | "rocky" | "almalinux" | "oraclelinux"
-        | "scientificlinux"
-            if major > 0 =>
-        {
-            let id = match distro {
-                "oraclelinux" => "ol",
-                "scientificlinux" => "sl",
-                d => d,
-            };
-            format!("{id}{major}.{minor}")
-        }
-        _ => String::new(),
+        "centos" if major >= 8 => return format!("centos{major}"),
+        "centos" if major == 7 => return "centos7.0".into(),
+        "centos" if major == 6 => return format!("centos6.{minor}"),
+        "circle" | "rocky" if major >= 8 => return format!("{distro}{major}"),
+        "debian" if major >= 4 => return format!("debian{major}"),
+        "fedora" | "mageia" => return format!("{distro}{major}"),
+        "sles" if minor == 0 => return format!("sles{major}"),
+        "sles" => return format!("sles{major}sp{minor}"),
+        "ubuntu" => return format!("ubuntu{major}.{minor:02}"),
+        "archlinux" | "gentoo" | "voidlinux" => return distro.to_string(),
+        "altlinux" if major >= 8 => return format!("alt{major}.{minor}"),
+        _ => {}
+    }
+    if distro != "unknown" && !distro.is_empty() && (major > 0 || minor > 0) {
+        format!("{distro}{major}.{minor}")
+    } else {
+        "unknown".into()
     }
 }
 
@@ -513,6 +512,19 @@ mod tests {
         assert_eq!(osinfo("ubuntu", 22, 4), "ubuntu22.04");
         assert_eq!(osinfo("debian", 5, 0), "debian5");
         assert_eq!(osinfo("rhel", 9, 2), "rhel9.2");
+        // The RHEL family as libguestfs names it.
+        assert_eq!(osinfo("rocky", 9, 3), "rocky9");
+        assert_eq!(osinfo("almalinux", 9, 3), "almalinux9.3");
+        assert_eq!(osinfo("oraclelinux", 8, 9), "oraclelinux8.9");
+        assert_eq!(osinfo("centos", 7, 9), "centos7.0");
+        assert_eq!(osinfo("centos", 6, 10), "centos6.10");
+        assert_eq!(osinfo("centos", 9, 0), "centos9");
+        assert_eq!(osinfo("amazonlinux", 2023, 0), "amazonlinux2023.0");
+        assert_eq!(osinfo("amazonlinux", 2, 0), "amazonlinux2.0");
+        assert_eq!(osinfo("linuxmint", 21, 2), "linuxmint21.2");
+        assert_eq!(osinfo("sles", 15, 0), "sles15");
+        assert_eq!(osinfo("unknown", 0, 0), "unknown");
+        assert_eq!(osinfo("rhel", 0, 0), "unknown");
     }
 
     #[test]

@@ -1315,7 +1315,9 @@ pub fn fuzz_walk(data: &[u8]) {
 #[doc(hidden)]
 pub fn fuzz_encode(image: &[u8]) -> Vec<u8> {
     let sectors = image.len() / 512;
-    let mut out = (sectors.min(u32::MAX as usize) as u32).to_le_bytes().to_vec();
+    let mut out = (sectors.min(u32::MAX as usize) as u32)
+        .to_le_bytes()
+        .to_vec();
     let mut s = 0;
     while s < sectors {
         if image[s * 512..(s + 1) * 512].iter().all(|&b| b == 0) {
@@ -1325,7 +1327,9 @@ pub fn fuzz_encode(image: &[u8]) -> Vec<u8> {
         let mut n = 1;
         while n < 128
             && s + n < sectors
-            && !image[(s + n) * 512..(s + n + 1) * 512].iter().all(|&b| b == 0)
+            && !image[(s + n) * 512..(s + n + 1) * 512]
+                .iter()
+                .all(|&b| b == 0)
         {
             n += 1;
         }
