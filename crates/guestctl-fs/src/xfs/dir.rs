@@ -218,7 +218,12 @@ fn entry(
         }
         return Ok((None, len));
     }
-    let namelen = usize::from(b[pos + 8]);
+    let Some(&namelen) = b.get(pos + 8).filter(|_| pos + 16 <= end) else {
+        return Err(format!(
+            "entry at byte {pos} runs past the data area ({end})"
+        ));
+    };
+    let namelen = usize::from(namelen);
     let size = entsize(namelen, ftype);
     if namelen == 0 || pos + size > end {
         return Err(format!(
@@ -470,6 +475,21 @@ mod tests {
         // a zero-length unused region is corrupt, not an endless loop
         b[pos + 2..pos + 4].copy_from_slice(&0u16.to_be_bytes());
         assert!(parse_data_block(&b, &g, k).is_err());
+    }
+
+    #[test]
+    fn entry_at_the_very_end_of_a_block_is_an_error() {
+        // Found by the xfs fuzz target: an entry starting 8 bytes before the end of the data
+        // area read its name length past the block.
+        let g = geo(false, true);
+        let mut b = vec![0u8; 4096];
+        b[0..4].copy_from_slice(&XD2D.to_be_bytes());
+        b[16..18].copy_from_slice(&0xffffu16.to_be_bytes());
+        b[18..20].copy_from_slice(&((4096 - 16 - 8) as u16).to_be_bytes());
+        // bytes 4088..4096: an entry (not an unused tag) with no room for its name length
+        b[4088] = 1;
+        assert!(parse_data_block(&b, &g, DataKind::Data).is_err());
+        assert!(entry_at(&b, 4088, &g, DataKind::Data).is_err());
     }
 
     #[test]

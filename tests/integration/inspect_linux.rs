@@ -1,0 +1,446 @@
+//! `guestctl inspect` on Linux guests built at test time (sfdisk + `mkfs.ext4 -d`, no root),
+//! equivalent to libguestfs's phony Debian, Ubuntu and Arch guests. Oracle: guestfs-tools'
+//! `inspector/expected-{debian,ubuntu,archlinux}.img.xml` (what virt-inspector reports for
+//! them), field by field, with the package databases taken from libguestfs's test data.
+
+use crate::support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::inspect_xml::{as_text, compare};
+use support::{corpus, run};
+
+fn guestctl(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_guestctl"))
+        .args(args)
+        .output()
+        .expect("guestctl")
+}
+
+/// One partition: size in MiB, the tree to put in it, mkfs.ext4 options.
+struct Part<'a> {
+    mib: u64,
+    src: &'a Path,
+    mkfs: &'a [&'a str],
+    /// sfdisk extra fields (`uuid=...`, `name=...`).
+    extra: &'a str,
+}
+
+fn build_disk(dir: &Path, label: &str, parts: &[Part]) -> PathBuf {
+    let img = dir.join(format!("disk-{label}.img"));
+    let total: u64 = parts.iter().map(|p| p.mib).sum::<u64>() + 2;
+    std::fs::File::create(&img)
+        .expect("create")
+        .set_len(total << 20)
+        .expect("len");
+    let mut script = format!("label: {label}\n");
+    let mut start = 2048u64;
+    for p in parts {
+        let sectors = p.mib << 11;
+        let ty = if label == "gpt" {
+            "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
+        } else {
+            "83"
+        };
+        script.push_str(&format!("start={start}, size={sectors}, type={ty}"));
+        if !p.extra.is_empty() {
+            script.push_str(", ");
+            script.push_str(p.extra);
+        }
+        script.push('\n');
+        start += sectors;
+    }
+    support::sfdisk(&img, &script);
+    let mut start = 2048u64;
+    for p in parts {
+        let off = format!("offset={}", start * 512);
+        let size = format!("{}M", p.mib);
+        let mut args: Vec<&str> = vec!["-q", "-F", "-E", &off, "-d"];
+        let src = p.src.to_str().expect("utf8");
+        args.push(src);
+        args.extend_from_slice(p.mkfs);
+        let i = img.to_str().expect("utf8");
+        args.push(i);
+        args.push(&size);
+        run("mkfs.ext4", &args, dir);
+        start += p.mib << 11;
+    }
+    img
+}
+
+fn write(root: &Path, path: &str, data: &[u8]) {
+    let p = root.join(path.trim_start_matches('/'));
+    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+    std::fs::write(p, data).expect("write");
+}
+
+/// The host's own shell: a real ELF binary whose architecture `uname -m` names.
+fn host_elf(root: &Path) {
+    let dst = root.join("bin");
+    std::fs::create_dir_all(&dst).expect("mkdir");
+    std::fs::copy("/bin/dash", dst.join("dash")).expect("copy /bin/dash");
+    std::os::unix::fs::symlink("dash", dst.join("sh")).expect("ln");
+    std::fs::create_dir_all(root.join("usr/bin")).expect("mkdir");
+}
+
+fn inspect_json(img: &Path) -> serde_json::Value {
+    let out = guestctl(&["inspect", "--json", img.to_str().expect("utf8")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v.as_array().map(Vec::len), Some(1), "{v:#}");
+    v[0].clone()
+}
+
+#[test]
+fn debian_like_guest_with_boot_and_var_partitions() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let (root, boot, var) = (d.join("root"), d.join("boot"), d.join("var"));
+    for p in [&root, &boot, &var] {
+        std::fs::create_dir_all(p).expect("mkdir");
+    }
+    host_elf(&root);
+    for m in ["boot", "var", "usr", "home"] {
+        std::fs::create_dir_all(root.join(m)).expect("mkdir");
+    }
+    write(&root, "etc/debian_version", b"5.0.1\n");
+    write(&root, "etc/hostname", b"debian.invalid\n");
+    write(
+        &root,
+        "etc/fstab",
+        b"# phony Debian\nLABEL=BOOT /boot ext2 default 0 0\n\
+          UUID=01234567-0123-0123-0123-012345678902 / ext2 default 0 0\n\
+          PARTUUID=8e2ae3bb-5e1a-4cd2-9b49-9d0c5f4f0a03 /var ext2 default 0 0\n\
+          proc /proc proc defaults 0 0\n",
+    );
+    write(&boot, "vmlinuz-2.6.26-2-amd64", b"not really a kernel");
+    let status = std::fs::read(corpus().join("libguestfs/test-data/phony-guests/debian-packages"))
+        .expect("debian-packages");
+    write(&var, "lib/dpkg/status", &status);
+    let img = build_disk(
+        d,
+        "gpt",
+        &[
+            Part {
+                mib: 8,
+                src: &boot,
+                mkfs: &["-L", "BOOT", "-U", "01234567-0123-0123-0123-012345678901"],
+                extra: "",
+            },
+            Part {
+                mib: 16,
+                src: &root,
+                mkfs: &["-U", "01234567-0123-0123-0123-012345678902"],
+                extra: "",
+            },
+            Part {
+                mib: 8,
+                src: &var,
+                mkfs: &["-U", "01234567-0123-0123-0123-012345678904"],
+                extra: "uuid=8E2AE3BB-5E1A-4CD2-9B49-9D0C5F4F0A03",
+            },
+        ],
+    );
+    let os = inspect_json(&img);
+    compare(&os, "expected-debian.img.xml", &["root"]);
+    assert_eq!(os["root"], "/dev/sda2");
+    assert_eq!(os["mountpoints"]["/"], "/dev/sda2");
+    assert_eq!(os["mountpoints"]["/boot"], "/dev/sda1");
+    assert_eq!(os["mountpoints"]["/var"], "/dev/sda3", "PARTUUID= mapped");
+    assert_eq!(os["kernels"][0], "2.6.26-2-amd64");
+    let fs: Vec<&str> = os["filesystems"]
+        .as_array()
+        .expect("fs")
+        .iter()
+        .map(|f| f["device"].as_str().expect("dev"))
+        .collect();
+    assert_eq!(fs, ["/dev/sda2", "/dev/sda1", "/dev/sda3"]);
+    assert!(os["warnings"].as_array().expect("w").is_empty(), "{os:#}");
+
+    // Without -m the file commands see the guest's own tree: /var and /boot are mounted from
+    // its fstab (three filesystems, one OS).
+    let i = img.to_str().expect("u");
+    let out = guestctl(&["cat", i, "/var/lib/dpkg/status"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, status);
+    let out = guestctl(&["ls", i, "/boot"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("vmlinuz-2.6.26-2-amd64"));
+}
+
+#[test]
+fn ubuntu_like_guest_on_mbr() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let (root, boot) = (d.join("root"), d.join("boot"));
+    std::fs::create_dir_all(root.join("boot")).expect("mkdir");
+    std::fs::create_dir_all(&boot).expect("mkdir");
+    host_elf(&root);
+    write(
+        &root,
+        "etc/lsb-release",
+        b"DISTRIB_ID=Ubuntu\nDISTRIB_RELEASE=10.10\nDISTRIB_CODENAME=maverick\n\
+          DISTRIB_DESCRIPTION=\"Ubuntu 10.10 (Phony Pharaoh)\"\n",
+    );
+    write(&root, "etc/debian_version", b"squeeze/sid\n");
+    write(&root, "etc/hostname", b"ubuntu.invalid\n");
+    write(
+        &root,
+        "etc/fstab",
+        b"LABEL=BOOT /boot ext2 default 0 0\n/dev/sda2 / ext2 default 0 0\n\
+          /dev/mapper/cryptswap1 none swap sw 0 0\n",
+    );
+    let status = std::fs::read(corpus().join("libguestfs/test-data/phony-guests/debian-packages"))
+        .expect("debian-packages");
+    write(&root, "var/lib/dpkg/status", &status);
+    let img = build_disk(
+        d,
+        "dos",
+        &[
+            Part {
+                mib: 8,
+                src: &boot,
+                mkfs: &["-L", "BOOT"],
+                extra: "",
+            },
+            Part {
+                mib: 16,
+                src: &root,
+                mkfs: &[],
+                extra: "",
+            },
+        ],
+    );
+    let os = inspect_json(&img);
+    compare(&os, "expected-ubuntu.img.xml", &[]);
+    assert_eq!(os["mountpoints"]["/boot"], "/dev/sda1");
+    let w = os["warnings"].as_array().expect("w");
+    assert!(
+        w.iter()
+            .any(|w| w.as_str().expect("s").contains("/dev/mapper/cryptswap1")),
+        "the unmapped swap device is reported: {w:?}"
+    );
+}
+
+#[test]
+fn archlinux_like_guest_whole_partition() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let root = d.join("root");
+    host_elf(&root);
+    write(&root, "etc/arch-release", b"");
+    write(&root, "etc/hostname", b"archlinux.test\n");
+    write(
+        &root,
+        "etc/fstab",
+        b"UUID=01234567-0123-0123-0123-012345678902 / ext4 rw,relatime 0 1\n",
+    );
+    let desc = std::fs::read(corpus().join("libguestfs/test-data/phony-guests/archlinux-package"))
+        .expect("archlinux-package");
+    write(
+        &root,
+        "var/lib/pacman/local/test-package-1:0.1-1/desc",
+        &desc,
+    );
+    let img = build_disk(
+        d,
+        "dos",
+        &[Part {
+            mib: 16,
+            src: &root,
+            mkfs: &["-U", "01234567-0123-0123-0123-012345678902"],
+            extra: "",
+        }],
+    );
+    let os = inspect_json(&img);
+    compare(&os, "expected-archlinux.img.xml", &[]);
+    assert_eq!(os["mountpoints"]["/"], "/dev/sda1");
+}
+
+#[test]
+fn no_operating_system_is_not_an_error() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let data = d.join("data");
+    write(&data, "just/some/file", b"x");
+    let img = build_disk(
+        d,
+        "gpt",
+        &[Part {
+            mib: 8,
+            src: &data,
+            mkfs: &[],
+            extra: "",
+        }],
+    );
+    let out = guestctl(&["inspect", "--json", img.to_str().expect("u")]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+}
+
+/// A Fedora-33-like guest whose rpmdb.sqlite is libguestfs's Fedora dump loaded with sqlite3;
+/// /etc/redhat-release and hostname in /etc/sysconfig/network (the legacy places). Oracle for
+/// the applications: `rpm --dbpath -qa` on the same database.
+#[test]
+fn fedora_like_guest_with_sqlite_rpmdb() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let root = d.join("root");
+    host_elf(&root);
+    write(
+        &root,
+        "etc/os-release",
+        b"NAME=Fedora\nVERSION=\"33 (Server Edition)\"\nID=fedora\nVERSION_ID=33\n\
+          PRETTY_NAME=\"Fedora 33 (Server Edition)\"\n",
+    );
+    write(
+        &root,
+        "etc/redhat-release",
+        b"Fedora release 33 (Thirty Three)\n",
+    );
+    write(
+        &root,
+        "etc/sysconfig/network",
+        b"NETWORKING=yes\nHOSTNAME=fedora.invalid\n",
+    );
+    write(&root, "etc/fstab", b"LABEL=root / ext4 defaults 1 1\n");
+    let rpmdir = root.join("var/lib/rpm");
+    std::fs::create_dir_all(&rpmdir).expect("mkdir");
+    let dump = corpus().join("libguestfs/test-data/phony-guests/fedora-db.sql.xz");
+    run(
+        "sh",
+        &[
+            "-c",
+            &format!("xz -dc {} | sqlite3 rpmdb.sqlite", dump.display()),
+        ],
+        &rpmdir,
+    );
+    let qa = Command::new("rpm")
+        .arg("--dbpath")
+        .arg(&rpmdir)
+        .args([
+            "-qa",
+            "--qf",
+            "%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE}.%{ARCH}\\n",
+        ])
+        .output()
+        .expect("rpm (apt-get install rpm)");
+    assert!(qa.status.success());
+    let mut want: Vec<String> = String::from_utf8_lossy(&qa.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("gpg-pubkey "))
+        .map(str::to_string)
+        .collect();
+    want.sort();
+    let img = build_disk(
+        d,
+        "gpt",
+        &[Part {
+            mib: 24,
+            src: &root,
+            mkfs: &["-L", "root"],
+            extra: "",
+        }],
+    );
+    let os = inspect_json(&img);
+    assert_eq!(os["distro"], "fedora");
+    assert_eq!(os["product_name"], "Fedora 33 (Server Edition)");
+    assert_eq!(
+        (os["major_version"].as_u64(), os["minor_version"].as_u64()),
+        (Some(33), Some(0))
+    );
+    assert_eq!(os["osinfo"], "fedora33");
+    assert_eq!(os["package_format"], "rpm");
+    assert_eq!(os["package_management"], "dnf");
+    assert_eq!(os["hostname"], "fedora.invalid");
+    let mut ours: Vec<String> = os["applications"]
+        .as_array()
+        .expect("apps")
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {}:{}-{}.{}",
+                as_text(&a["name"]),
+                a["epoch"],
+                as_text(&a["version"]),
+                as_text(&a["release"]),
+                as_text(&a["arch"])
+            )
+        })
+        .collect();
+    ours.sort();
+    assert_eq!(ours, want);
+    assert!(ours.len() >= 10);
+}
+
+/// Malformed guest data never aborts inspection: what cannot be read becomes a warning and the
+/// rest is still reported.
+#[test]
+fn malformed_guest_files_give_warnings_not_errors() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let root = d.join("root");
+    host_elf(&root);
+    // os-release without ID, but a legacy file to fall back on.
+    write(
+        &root,
+        "etc/os-release",
+        b"\xff\xfe garbage \x00\x01\nNAME=\"unterminated\n",
+    );
+    write(
+        &root,
+        "etc/redhat-release",
+        b"CentOS Linux release 7.9.2009 (Core)\n",
+    );
+    write(
+        &root,
+        "etc/fstab",
+        b"UUID=no-such-uuid /data ext4 defaults 0 0\nonly-one-field\n\
+          /dev/mapper/vg-home /home ext4 defaults 0 0\n\x00\x01\x02 / x\n",
+    );
+    write(&root, "etc/hostname", &[0xff; 300]);
+    // An rpmdb that is not a database.
+    write(
+        &root,
+        "var/lib/rpm/rpmdb.sqlite",
+        b"SQLite format 3\0 but then nothing",
+    );
+    let img = build_disk(
+        d,
+        "gpt",
+        &[Part {
+            mib: 16,
+            src: &root,
+            mkfs: &[],
+            extra: "",
+        }],
+    );
+    let os = inspect_json(&img);
+    assert_eq!(os["distro"], "centos");
+    assert_eq!(
+        (os["major_version"].as_u64(), os["minor_version"].as_u64()),
+        (Some(7), Some(9))
+    );
+    assert_eq!(os["package_format"], "rpm");
+    let w: Vec<String> = os["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .map(|w| w.as_str().expect("s").to_string())
+        .collect();
+    let has = |s: &str| w.iter().any(|x| x.contains(s));
+    assert!(has("/etc/os-release"), "{w:#?}");
+    assert!(has("no-such-uuid"), "{w:#?}");
+    assert!(has("/dev/mapper/vg-home"), "{w:#?}");
+    assert!(has("line 2"), "malformed fstab line: {w:#?}");
+    assert!(has("rpmdb.sqlite"), "{w:#?}");
+    assert!(os["applications"].as_array().expect("apps").is_empty());
+}

@@ -1,0 +1,19 @@
+//! The package's integration tests, as one binary (each test file used to link its own).
+
+mod support;
+
+mod cli;
+mod cli_export;
+mod cli_files;
+mod convert_qcow2;
+mod convert_safety;
+mod convert_vmdk;
+mod corpus_containers;
+mod fixtures;
+mod fuzz_regressions;
+mod hostile;
+mod inspect_bsd;
+mod inspect_linux;
+mod inspect_windows;
+mod qcow2_variants;
+mod vmdk_variants;
