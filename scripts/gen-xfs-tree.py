@@ -119,7 +119,13 @@ class Tree:
         self.mkdir("dirs")
         big = self.dirblk > 4096
         counts = {"sf": 3, "block": 30, "leaf": 3000 if big else 300,
-                  "node-small": 9000 if big else 700, "node": 12000 if big else 3000}
+                  "node-small": 8500 if big else 700, "node": 9000 if big else 3000}
+        # With 64 KiB directory blocks the node dirs need > 8,180 entries: there most of
+        # them are hard links to 16 files of dirs/node-targets (fewer inodes, smaller images).
+        if big:
+            self.mkdir("dirs/node-targets")
+            for k in range(16):
+                self.write("dirs/node-targets/t-%02d" % k, b"")
         # The entries are made in a staging directory, then (after a sync) hard-linked into
         # place (subdirectories renamed), so the directory's own blocks are allocated while
         # nothing else allocates and nothing is freed near them: few extents.
@@ -134,6 +140,8 @@ class Tree:
                 elif i % 101 == 1:
                     name += ".d"
                     self.mkdir("stage/" + name)
+                elif big and d.startswith("node"):
+                    os.link(self.p("dirs/node-targets/t-%02d" % (i % 16)), self.p("stage/" + name))
                 else:
                     open(self.p("stage/" + name), "wb").close()
                 names.append(name)
@@ -297,7 +305,7 @@ class Tree:
         # so on 64 KiB blocks the attr blocks are filled with 2 KiB values, not more names.
         big = self.bs > 4096
         pad = 2048 if big else 0
-        self.aval = lambda tag, i: (b"value-%05d" % i) + (content(tag, pad) if big else b"")
+        self.aval = lambda tag, i: (b"value-%05d-" % i) + bytes([65 + i % 26]) * pad
         per_leaf = self.bs // (pad + 40)
         nnode = 10 * per_leaf if big else 2000
         self.nbtree = 30 * per_leaf if big else 2000

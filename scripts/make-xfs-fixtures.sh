@@ -73,7 +73,7 @@ DIRTY_TARGETS="keep keep/file-01 new-dir new-dir/new-file-00 new-dir/big"
 # oracles MNT PREFIX: the three tree oracles of the tree mounted at MNT.
 oracles() {
   local mnt=$1 o=$2
-  (cd "$mnt" && find . -printf '%y %m %U %G %n %s %T@ %p -> %l\n' | sort) > "$o.find"
+  (cd "$mnt" && find . -printf '%y %m %U %G %n %s %T@ %p -> %l\n' | sort -t ' ' -k 8) > "$o.find"
   (cd "$mnt" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum) > "$o.sha256"
   # getfattr lists an inode's attributes in on-disk order: sort them by name within each
   # "# file:" block so the file does not depend on the attr form.
@@ -189,7 +189,7 @@ open(d + "/linux.uml", "wb").write(b.replace(old, new))
 PY
   chmod +x "$UML_DIR/linux.uml"
   rm -rf "$UML_DIR/root" "$a"
-  strings "$UML_DIR/linux.uml" | grep -q '^CONFIG_XFS_SUPPORT_V4=y' || die "the user-mode kernel lacks XFS V4 support"
+  strings "$UML_DIR/linux.uml" | grep '^CONFIG_XFS_SUPPORT_V4=y' >/dev/null || { rm -rf "$UML_DIR"; die "the user-mode kernel lacks XFS V4 support"; }
 }
 
 # run_uml IMG STEP ARGS...: boot the user-mode kernel on IMG (/dev/ubda) and run this
@@ -277,7 +277,7 @@ make_variant() {
   finish "$name" "$img"
 }
 
-uname_uml() { [ -x "$UML_DIR/linux.uml" ] && strings "$UML_DIR/linux.uml" | grep -m1 -oE '^Linux version [0-9.]+' | sed 's/Linux version //' || echo "?"; }
+uname_uml() { strings "$UML_DIR/linux.uml" | awk '/^Linux version [0-9]/ && !v {v=$3} END {print v}'; }
 
 make_dirtylog() {
   local name=$1 size=$2 kernel=$6 opts=$7
