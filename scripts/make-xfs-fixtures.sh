@@ -225,6 +225,7 @@ step() {
     local l; l=$(losetup -f --show "$img"); loops+=("$l")
     bash "$repo/scripts/make-xfs-fixtures.sh" "$s" "$l" "$@"
     losetup -d "$l"
+    loops=("${loops[@]:0:${#loops[@]}-1}")   # never detach it again: the number may be reused
   fi
 }
 
@@ -268,7 +269,7 @@ make_variant() {
   dump_xfs_db "$img" "$o.inodes" "$out/$name.xfs_db"
   { echo "# $name: mkfs.xfs -m uuid=$(uuid_for "$name") $opts  (image $size, sparse)"
     echo "# populated through the $([ "$kernel" = uml ] || [ -n "${UML_ALWAYS:-}" ] && echo "user-mode Linux $(uname_uml)" || echo "host Linux $(uname -r)") XFS driver by scripts/gen-xfs-tree.py --blksize $bs --dirblk $dirblk$([ "$reflink" = 1 ] && echo ' --reflink')"
-    echo; echo "## xfs_info"; xfs_info "$img"
+    echo; echo "## xfs_info"; xfs_info "$img" | sed "s|$img|$name.img|"
     echo; echo "## generator"; cat "$o.summary"
     echo; echo "## on-disk forms (scripts/xfs-check-forms.py, xfs_db only)"; cat "$o.forms"
     echo; echo "## xfs_repair -n"; cat "$o.repair"
@@ -306,7 +307,7 @@ make_dirtylog() {
     echo "# The committed image is the one right after that umount (never mounted again)."
     echo "# $name.intended.* = oracles of the live tree before the shutdown;"
     echo "# $name.{find,sha256,xattrs} = oracles after the kernel's log recovery on a copy: identical."
-    echo; echo "## xfs_info"; xfs_info "$img"
+    echo; echo "## xfs_info"; xfs_info "$img" | sed "s|$img|$name.img|"
     echo; echo "## xfs_db -r -c 'path /new-dir' (xfs_db ignores the log: the new directory is not there)"; echo "$seen"
     echo; echo "## xfs_repair -n (exit $rc)"; cat "$o.repair"
     echo; echo "## inodes (numbers from the live mount; the new-dir ones exist only after replay)"; cat "$o.inodes"
