@@ -14,7 +14,7 @@
 # read mounts freshly for every run too (the mount itself is outside the timed part).
 #
 # Usage: sudo scripts/bench-xfs.sh [WORKDIR]    (root: losetup, mount; default a temp dir in
-#        /tmp, removed at exit; RUNS=N runs per side, default 5)
+#        /tmp, removed at exit; RUNS=N runs per side, default 5; BIG_MB=N for a smaller big file)
 # The image (made once per WORKDIR): mkfs.xfs on a 3 GiB sparse file, a tree of >10k entries
 # (a copy of /usr/share/man and /usr/include when present, topped up with generated files)
 # and one 2 GiB file of random data (/big/blob).
@@ -22,6 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench-xfs: run as root (losetup, mount)" >&2; exit 1; }
 RUNS=${RUNS:-5}
+BIG_MB=${BIG_MB:-2048}   # size of /big/blob (smaller only for a quick smoke test of the script)
 work=${1:-$(mktemp -d /tmp/bench-xfs.XXXXXX)}
 mkdir -p "$work"
 mnt=$work/mnt
@@ -52,7 +53,7 @@ if [ ! -f "$img" ]; then
     printf 'file %d\n' "$i" > "$mnt/tree/gen/d$((i / 300))/f$i"
     i=$((i + 1)); n=$((n + 1))
   done
-  head -c 2G /dev/urandom > "$mnt/big/blob"
+  head -c "${BIG_MB}M" /dev/urandom > "$mnt/big/blob"
   umount "$mnt"; losetup -d "$loop"; loop=
 fi
 cat "$img" > /dev/null   # warm: the image file in the host page cache
@@ -121,4 +122,4 @@ for _ in $(seq 1 "$RUNS"); do
   kr="$kr $(kernel_read)"
   gr="$gr $(bench_guestctl_read)"
 done
-report "read (2 GiB)" "$kr" "$gr"
+report "read ($BIG_MB MiB)" "$kr" "$gr"
