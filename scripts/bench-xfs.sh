@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# XFS reader benchmark skeleton: the kernel's XFS driver (loop device + read-only mount) against
+# XFS reader benchmark: the kernel's XFS driver (loop device + read-only mount) against
 # guestctl on the same image, alternating runs, medians.
 #
 #   walk  kernel: losetup + mount -o ro + find MNT | wc -l + umount + losetup -d
-#         guestctl: guestctl ls -R IMG /                          (TODO: bench_guestctl_walk)
+#         guestctl: guestctl ls -R IMG / | wc -l      (entry counts checked equal)
 #   read  kernel: cat MNT/big/blob > /dev/null on a mounted image (mount/umount not timed)
-#         guestctl: guestctl cat IMG /big/blob > /dev/null         (TODO: bench_guestctl_read)
+#         guestctl: guestctl cat IMG /big/blob > /dev/null   (bytes checked equal with cmp)
 #
 # Both sides run warm: the image file is read into the host page cache once before timing
 # (cat IMG > /dev/null) and caches are never dropped. For the kernel's walk each run is a new
@@ -83,30 +83,33 @@ kernel_read() {  # prints the milliseconds of cat BIG > /dev/null on a fresh mou
   ms "$s" "$e"
 }
 
-# ---- guestctl side: PLACEHOLDERS for the lead ------------------------------------------------------
-# Each prints the milliseconds of one run, or "-" while not implemented.
+# ---- guestctl side -----------------------------------------------------------------------------
+# Each prints the milliseconds of one run.
 bench_guestctl_walk() {
-  # TODO(lead): time `"$gc" ls -R "$img" /`, e.g.
-  #   local s e; s=$(now); "$gc" ls -R "$img" / > /dev/null; e=$(now); ms "$s" "$e"
-  # and check its entry count against $work/kernel-entries (find counts the root too).
-  echo -
+  local s e c
+  s=$(now); c=$("$gc" ls -R "$img" / | wc -l); e=$(now)
+  echo "$c" > "$work/guestctl-entries"
+  ms "$s" "$e"
 }
 bench_guestctl_read() {
-  # TODO(lead): time `"$gc" cat "$img" /big/blob > /dev/null`, e.g.
-  #   local s e; s=$(now); "$gc" cat "$img" /big/blob > /dev/null; e=$(now); ms "$s" "$e"
-  # (and once, outside the timing: cmp <("$gc" cat "$img" /big/blob) MNT/big/blob).
-  echo -
+  local s e
+  s=$(now); "$gc" cat "$img" /big/blob > /dev/null; e=$(now)
+  ms "$s" "$e"
+}
+check_same_content() {  # once, outside the timing: guestctl's bytes are the kernel's
+  loop=$(losetup -f --show -r "$img")
+  mount -o ro "$loop" "$mnt"
+  if ! cmp -s <("$gc" cat "$img" /big/blob) "$mnt/big/blob"; then
+    echo "bench-xfs: guestctl cat differs from the kernel's /big/blob" >&2; exit 1
+  fi
+  umount "$mnt"; losetup -d "$loop"; loop=
 }
 
 report() {  # report NAME KERNEL_TIMES GUESTCTL_TIMES
   local k g
   k=$(echo "$2" | tr ' ' '\n' | grep -v '^$' | median)
-  if echo "$3" | grep -q -- '-'; then
-    echo "$1: kernel median $k ms, guestctl median - ms (not implemented), ratio -"
-  else
-    g=$(echo "$3" | tr ' ' '\n' | grep -v '^$' | median)
-    echo "$1: kernel median $k ms, guestctl median $g ms, ratio Y/X $(awk -v g="$g" -v k="$k" 'BEGIN {printf "%.2f", (k ? g / k : 0)}')"
-  fi
+  g=$(echo "$3" | tr ' ' '\n' | grep -v '^$' | median)
+  echo "$1: kernel median $k ms, guestctl median $g ms, ratio guestctl/kernel $(awk -v g="$g" -v k="$k" 'BEGIN {printf "%.2f", (k ? g / k : 0)}')${4:-}"
 }
 
 mkdir -p "$mnt"
@@ -116,10 +119,16 @@ for _ in $(seq 1 "$RUNS"); do   # alternate the two sides run by run
   kw="$kw $(kernel_walk)"
   gw="$gw $(bench_guestctl_walk)"
 done
-echo "entries (find, incl. the mount point): $(cat "$work/kernel-entries")"
+# find counts the mount point itself; guestctl ls -R lists what is below /.
+echo "entries: find $(cat "$work/kernel-entries") (incl. the mount point), guestctl ls -R $(cat "$work/guestctl-entries")"
+if [ "$(( $(cat "$work/kernel-entries") - 1 ))" != "$(cat "$work/guestctl-entries")" ]; then
+  echo "bench-xfs: entry counts differ" >&2; exit 1
+fi
 report walk "$kw" "$gw"
 for _ in $(seq 1 "$RUNS"); do
   kr="$kr $(kernel_read)"
   gr="$gr $(bench_guestctl_read)"
 done
-report "read ($BIG_MB MiB)" "$kr" "$gr"
+check_same_content
+gbps() { awk -v mb="$BIG_MB" -v t="$(echo "$1" | tr ' ' '\n' | grep -v '^$' | median)" 'BEGIN {printf "%.2f", mb * 1048576 / (t / 1000) / 1e9}'; }
+report "read ($BIG_MB MiB)" "$kr" "$gr" " (kernel $(gbps "$kr") GB/s, guestctl $(gbps "$gr") GB/s)"

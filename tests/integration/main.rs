@@ -14,6 +14,7 @@ mod fuzz_regressions;
 mod hostile;
 mod inspect_bsd;
 mod inspect_linux;
+mod inspect_rhel;
 mod inspect_windows;
 mod qcow2_variants;
 mod vmdk_variants;

@@ -17,4 +17,5 @@ mod ntfs_corpus;
 mod ntfs_fixture;
 mod ntfs_hostile;
 mod ufs_makefs;
+mod xfs_fixtures;
 mod xfs_mkfs;

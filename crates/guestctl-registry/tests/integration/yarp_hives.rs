@@ -13,7 +13,7 @@
 // Tests: a panic with the error is the failure report.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
