@@ -825,7 +825,11 @@ fn log_dinode_to_disk(e: Endian, ld: &[u8], d: &mut [u8], lsn: u64) {
 /// `xfs_bmbt_to_bmdr`: a logged in-memory btree root (a long-format block header, keys,
 /// and pointers after the most keys the logged size holds) to the on-disk root in the fork
 /// (level, count, keys, pointers after the most keys the fork holds).
-fn bmbt_to_bmdr(src: &[u8], dst: &mut [u8], v5: bool) -> std::result::Result<(), String> {
+pub(super) fn bmbt_to_bmdr(
+    src: &[u8],
+    dst: &mut [u8],
+    v5: bool,
+) -> std::result::Result<(), String> {
     let hdr = if v5 { 72 } else { 24 };
     if src.len() < hdr + 16 || dst.len() < 4 + 16 {
         return Err(format!(

@@ -321,7 +321,9 @@ fn is_unmount(log: &Log<'_>, head: u64, rblk: u64, h: &Header) -> Result<bool> {
 fn first_bad_crc(log: &Log<'_>, from: u64, head: u64) -> Result<Option<(u64, Error)>> {
     match record::walk(log, from, head, true, &mut |_| Ok(())) {
         Ok(()) => Ok(None),
-        Err(WalkError { blk, error, .. }) if error.kind() == ErrorKind::Corrupt => {
+        Err(WalkError { blk, error })
+            if matches!(error.kind(), ErrorKind::Corrupt | ErrorKind::Checksum) =>
+        {
             Ok(Some((blk, error)))
         }
         Err(WalkError { error, .. }) => Err(error),

@@ -230,6 +230,13 @@ impl<'a> Log<'a> {
             .structure("xfs log")
             .at(geo.start));
         }
+        if !(512..=32768).contains(&geo.sector_size) || !geo.sector_size.is_power_of_two() {
+            return Err(
+                Error::corrupt(format!("log sector size {}", geo.sector_size))
+                    .structure("xfs log")
+                    .at(geo.start),
+            );
+        }
         if geo.start.checked_add(geo.len).is_none() {
             return Err(Error::corrupt("the log ends past 2^64").structure("xfs log"));
         }

@@ -3,7 +3,7 @@
 
 use super::{Endian, Log, BBSIZE};
 use crate::bytes::{be32, be64, le32};
-use crate::{Error, Result};
+use crate::{Error, ErrorKind, Result};
 
 /// `XLOG_HEADER_MAGIC_NUM`.
 pub(super) const MAGIC: u32 = 0xFEED_BABE;
@@ -14,7 +14,6 @@ const SLOTS: usize = (CYCLE_SIZE as u64 / BBSIZE) as usize;
 /// The largest in-core log buffer (`XLOG_MAX_RECORD_BSIZE`).
 pub(super) const MAX_RECORD: u32 = 256 * 1024;
 
-const H_CYCLE: usize = 4;
 const H_VERSION: usize = 8;
 const H_LEN: usize = 12;
 const H_LSN: usize = 16;
@@ -38,7 +37,6 @@ const FMT_IRIX_BE: u32 = 3;
 /// The fields of a record header.
 #[derive(Debug, Clone)]
 pub(super) struct Header {
-    pub cycle: u32,
     pub version: u32,
     pub len: u32,
     pub lsn: u64,
@@ -59,7 +57,6 @@ impl Header {
         let mut uuid = [0u8; 16];
         uuid.copy_from_slice(&b[H_UUID..H_UUID + 16]);
         Some(Header {
-            cycle: be32(b, H_CYCLE),
             version: be32(b, H_VERSION),
             len: be32(b, H_LEN),
             lsn: be64(b, H_LSN),
@@ -158,8 +155,10 @@ pub(super) fn read(log: &Log<'_>, blk: u64) -> Result<Record> {
         if hdr.size > MAX_RECORD {
             return Err(bad(log, blk, format!("log buffer size {} bytes", hdr.size)));
         }
-        // mkfs's unmount record may be longer than its h_size (the kernel allows it).
-        if hdr.len > hdr.size && hdr.num_logops != 1 {
+        // mkfs's unmount record may be longer than its h_size, up to the log stripe unit
+        // (the kernel allows it).
+        let mkfs_quirk = hdr.num_logops == 1 && hdr.len <= log.geo.stripe_unit.max(CYCLE_SIZE);
+        if hdr.len > hdr.size && !mkfs_quirk {
             return Err(bad(
                 log,
                 blk,
@@ -248,8 +247,6 @@ pub(super) fn distance(log: &Log<'_>, from: u64, to: u64) -> u64 {
 pub(super) struct WalkError {
     /// Log block of the record that failed.
     pub blk: u64,
-    /// Only its CRC failed.
-    pub bad_crc: bool,
     pub error: Error,
 }
 
@@ -267,29 +264,26 @@ pub(super) fn walk(
     let mut done = 0u64;
     while done < total {
         let blk = (tail + done) % log.blocks;
-        let fail = |error: Error, bad_crc: bool| WalkError {
-            blk,
-            bad_crc,
-            error,
-        };
-        let rec = read(log, blk).map_err(|e| fail(e, false))?;
+        let fail = |error: Error| WalkError { blk, error };
+        let rec = read(log, blk).map_err(fail)?;
         if done + rec.blocks() > total {
-            return Err(fail(
-                bad(log, blk, "the record runs past the head of the log"),
-                false,
-            ));
+            return Err(fail(bad(
+                log,
+                blk,
+                "the record runs past the head of the log",
+            )));
         }
         if check_crc && !rec.crc_ok {
             return Err(fail(
-                bad(
-                    log,
-                    blk,
-                    format!("record CRC {:#010x} does not match", rec.hdr.crc),
-                ),
-                true,
+                Error::new(
+                    ErrorKind::Checksum,
+                    format!("log record CRC {:#010x} does not match", rec.hdr.crc),
+                )
+                .structure("xfs log record")
+                .at(log.offset_of(blk)),
             ));
         }
-        visit(&rec).map_err(|e| fail(e, false))?;
+        visit(&rec).map_err(fail)?;
         done += rec.blocks();
     }
     Ok(())

@@ -43,7 +43,6 @@ pub(super) struct Item {
 /// A committed transaction.
 #[derive(Debug)]
 pub(super) struct Trans {
-    pub tid: u32,
     /// LSN of the record holding the start op.
     pub lsn: u64,
     /// Byte order of the host-order structures.
@@ -163,7 +162,6 @@ impl Assembler {
             self.open.insert(
                 tid,
                 Trans {
-                    tid,
                     lsn,
                     endian,
                     items: Vec::new(),
