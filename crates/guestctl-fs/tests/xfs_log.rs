@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use guestctl_block::{BlockDevice, MemoryDevice, RawFile};
+use guestctl_block::{BlockDevice, RawFile};
 use guestctl_fs::xfs::XfsFs;
 use guestctl_fs::{FileType, Filesystem, NodeId, OpenOptions};
 use sha2::{Digest, Sha256};
@@ -278,19 +278,50 @@ fn all_fixtures_listed() {
     assert_eq!(found, want);
 }
 
+/// The byte offset of the internal log (`sb_logstart` from the superblock).
+fn log_offset(img: &[u8]) -> u64 {
+    let be32 = |o: usize| u32::from_be_bytes(img[o..o + 4].try_into().expect("4"));
+    let be64 = |o: usize| u64::from_be_bytes(img[o..o + 8].try_into().expect("8"));
+    let bs = u64::from(be32(4));
+    let agblocks = u64::from(be32(0x54));
+    let agblklog = u32::from(img[0x7C]);
+    let logstart = be64(0x30);
+    ((logstart >> agblklog) * agblocks + (logstart & ((1 << agblklog) - 1))) * bs
+}
+
+/// A shared image with one damaged sector laid over it (no 320 MB copy per case).
+#[derive(Debug)]
+struct Patched {
+    base: Arc<Vec<u8>>,
+    sector: u64,
+    data: Vec<u8>,
+}
+
+impl BlockDevice for Patched {
+    fn size(&self) -> u64 {
+        self.base.len() as u64
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> guestctl_block::Result<usize> {
+        let start = (offset as usize).min(self.base.len());
+        let n = buf.len().min(self.base.len() - start);
+        buf[..n].copy_from_slice(&self.base[start..start + n]);
+        let s = self.sector * 512;
+        let (from, to) = (offset.max(s), (offset + n as u64).min(s + 512));
+        if from < to {
+            buf[(from - offset) as usize..(to - offset) as usize]
+                .copy_from_slice(&self.data[(from - s) as usize..(to - s) as usize]);
+        }
+        Ok(n)
+    }
+}
+
 /// Bit flips all over the log area of a dirty image: errors or notes, never a panic or a
 /// hang, and whatever opens can be walked.
 #[test]
 fn hostile_log_bit_flips() {
-    let img = image("v5");
-    let sb = &img[..512];
-    let be32 = |o: usize| u32::from_be_bytes(sb[o..o + 4].try_into().expect("4"));
-    let be64 = |o: usize| u64::from_be_bytes(sb[o..o + 8].try_into().expect("8"));
-    let bs = u64::from(be32(4));
-    let agblocks = u64::from(be32(0x54));
-    let agblklog = u32::from(sb[0x7C]);
-    let logstart = be64(0x30);
-    let start = ((logstart >> agblklog) * agblocks + (logstart & ((1 << agblklog) - 1))) * bs;
+    let img = Arc::new(image("v5"));
+    let start = log_offset(&img);
     let opts = [
         OpenOptions::default(),
         OpenOptions::default().verify_checksums(false),
@@ -304,15 +335,19 @@ fn hostile_log_bit_flips() {
         x ^= x >> 7;
         x ^= x << 17;
         let span = if i % 4 == 3 { 4 << 20 } else { 330 * 1024 };
-        let off = (start + x % span) as usize;
-        let mut m = img.clone();
-        m[off] ^= 1 << (x >> 61);
+        let off = start + x % span;
+        let s = off / 512;
+        let mut data = img[(s * 512) as usize..(s * 512 + 512) as usize].to_vec();
+        data[(off % 512) as usize] ^= 1 << (x >> 61);
         if i % 5 == 0 {
             // Also a whole zeroed sector now and then.
-            let s = off / 512 * 512;
-            m[s..s + 512].fill(0);
+            data.fill(0);
         }
-        let dev: Arc<dyn BlockDevice> = Arc::new(MemoryDevice::new(m));
+        let dev: Arc<dyn BlockDevice> = Arc::new(Patched {
+            base: img.clone(),
+            sector: s,
+            data,
+        });
         for o in &opts {
             if let Ok(fs) = XfsFs::open(dev.clone(), o) {
                 opened += 1;
@@ -327,15 +362,7 @@ fn hostile_log_bit_flips() {
 #[test]
 fn fuzz_log_entry_point() {
     let img = image("v5-su32k");
-    let sb = &img[..512];
-    let be32 = |o: usize| u32::from_be_bytes(sb[o..o + 4].try_into().expect("4"));
-    let be64 = |o: usize| u64::from_be_bytes(sb[o..o + 8].try_into().expect("8"));
-    let bs = u64::from(be32(4));
-    let agblocks = u64::from(be32(0x54));
-    let agblklog = u32::from(sb[0x7C]);
-    let logstart = be64(0x30);
-    let start =
-        (((logstart >> agblklog) * agblocks + (logstart & ((1 << agblklog) - 1))) * bs) as usize;
+    let start = log_offset(&img) as usize;
     let log = &img[start..start + (1 << 20)];
     guestctl_fs::xfs::fuzz_log(log);
     guestctl_fs::xfs::fuzz_log(&log[..700 * 512]);

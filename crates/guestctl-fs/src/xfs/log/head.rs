@@ -85,39 +85,61 @@ fn find_cycle(log: &Log<'_>, start: u64, n: u64, cycle: u32) -> Result<Option<u6
     Ok(None)
 }
 
+/// Visits the record headers of log blocks `[lo, hi)`, from the top down when `back`, until
+/// `f` returns `true`; whether it did.
+fn headers(
+    log: &Log<'_>,
+    lo: u64,
+    hi: u64,
+    back: bool,
+    f: &mut dyn FnMut(u64, Header) -> Result<bool>,
+) -> Result<bool> {
+    const CHUNK: u64 = 512;
+    let hi = hi.min(log.blocks);
+    let mut left = hi.saturating_sub(lo);
+    while left > 0 {
+        let n = CHUNK.min(left);
+        let from = if back { lo + left - n } else { hi - left };
+        let buf = log.read(from, n)?;
+        let order: Box<dyn Iterator<Item = u64>> = if back {
+            Box::new((0..n).rev())
+        } else {
+            Box::new(0..n)
+        };
+        for j in order {
+            let b = &buf[(j * BBSIZE) as usize..((j + 1) * BBSIZE) as usize];
+            if let Some(h) = Header::parse(b) {
+                if f(from + j, h)? {
+                    return Ok(true);
+                }
+            }
+        }
+        left -= n;
+    }
+    Ok(false)
+}
+
 /// Scans back from `*last - 1` to `start` for a record header and moves `*last` back to it
 /// when `*last` is in the middle of that record (`xlog_find_verify_log_record`). `extra`
 /// counts blocks of the record already seen past the physical end. `Ok(false)` when the
 /// scan reached block 0 (with `start == 0`) without a header: the caller looks at the end
 /// of the log.
 fn back_up_to_record(log: &Log<'_>, start: u64, last: &mut u64, extra: u64) -> Result<bool> {
-    const CHUNK: u64 = 512;
-    let mut end = *last;
-    while end > start {
-        let n = CHUNK.min(end - start);
-        let from = end - n;
-        let buf = log.read(from, n)?;
-        for j in (0..n).rev() {
-            let b = &buf[(j * BBSIZE) as usize..((j + 1) * BBSIZE) as usize];
-            let Some(h) = Header::parse(b) else {
-                continue;
-            };
-            let i = from + j;
-            check_uuid(log, i, &h)?;
-            let xhdrs = if log.geo.logv2 {
-                u64::from(h.size.div_ceil(CYCLE_SIZE))
-            } else {
-                1
-            };
-            if *last - i + extra != h.bblks() + xhdrs {
-                *last = i;
-            }
-            return Ok(true);
+    let end = *last;
+    let found = headers(log, start, end, true, &mut |i, h| {
+        check_uuid(log, i, &h)?;
+        let xhdrs = if log.geo.logv2 {
+            u64::from(h.size.div_ceil(CYCLE_SIZE))
+        } else {
+            1
+        };
+        if end - i + extra != h.bblks() + xhdrs {
+            *last = i;
         }
-        end = from;
-    }
-    if start == 0 {
-        return Ok(false);
+        Ok(true)
+    })?;
+    if found || start == 0 {
+        return Ok(found);
     }
     Err(bad(
         log,
@@ -228,7 +250,6 @@ fn rseek(
     tail: u64,
     count: usize,
 ) -> Result<(usize, Option<(u64, Header)>)> {
-    const CHUNK: u64 = 512;
     let mut found = 0;
     let mut last = None;
     let mut ranges = vec![(if head > tail { tail } else { 0 }, head)];
@@ -236,31 +257,21 @@ fn rseek(
         ranges.push((tail, log.blocks));
     }
     for (lo, hi) in ranges {
-        let mut end = hi;
-        while end > lo {
-            let n = CHUNK.min(end - lo);
-            let from = end - n;
-            let buf = log.read(from, n)?;
-            for j in (0..n).rev() {
-                let b = &buf[(j * BBSIZE) as usize..((j + 1) * BBSIZE) as usize];
-                if let Some(h) = Header::parse(b) {
-                    last = Some((from + j, h));
-                    found += 1;
-                    if found == count {
-                        return Ok((found, last));
-                    }
-                }
-            }
-            end = from;
+        let done = headers(log, lo, hi, true, &mut |blk, h| {
+            last = Some((blk, h));
+            found += 1;
+            Ok(found == count)
+        })?;
+        if done {
+            break;
         }
     }
     Ok((found, last))
 }
 
-/// Up to `count` record headers walking forward from `tail` (inclusive) towards `head`,
-/// wrapping (`xlog_seek_logrec_hdr`): the last one found.
+/// Up to `count` record headers walking forward from `tail` (inclusive) towards `head`
+/// (inclusive), wrapping (`xlog_seek_logrec_hdr`): the last one found.
 fn seek(log: &Log<'_>, head: u64, tail: u64, count: usize) -> Result<Option<u64>> {
-    const CHUNK: u64 = 512;
     let mut found = 0;
     let mut last = None;
     let mut ranges = vec![(tail, if head > tail { head + 1 } else { log.blocks })];
@@ -268,22 +279,13 @@ fn seek(log: &Log<'_>, head: u64, tail: u64, count: usize) -> Result<Option<u64>
         ranges.push((0, head));
     }
     for (lo, hi) in ranges {
-        let hi = hi.min(log.blocks);
-        let mut at = lo;
-        while at < hi {
-            let n = CHUNK.min(hi - at);
-            let buf = log.read(at, n)?;
-            for j in 0..n {
-                let b = &buf[(j * BBSIZE) as usize..((j + 1) * BBSIZE) as usize];
-                if Header::parse(b).is_some() {
-                    last = Some(at + j);
-                    found += 1;
-                    if found == count {
-                        return Ok(last);
-                    }
-                }
-            }
-            at += n;
+        let done = headers(log, lo, hi, false, &mut |blk, _| {
+            last = Some(blk);
+            found += 1;
+            Ok(found == count)
+        })?;
+        if done {
+            break;
         }
     }
     Ok(last)
