@@ -179,6 +179,75 @@ PY
     echo "churn: log head $(cat "/sys/fs/xfs/$dev/log/log_head_lsn") of $blocks blocks" >&2
 }
 
+# v5-torn: the v5 image with one byte of one of its last log records changed, as a torn write
+# leaves it. The kernel drops that record (its CRC fails within the last 8 records) and
+# replays the rest: its replay of a copy is the oracle, which must differ both from the
+# intended tree (the torn record mattered) and from the tree without recovery.
+make_torn() {
+    local from=$1 name=$1-torn m=$work/mnt-torn back
+    mkdir -p "$m"
+    # The latest record whose loss shows (the last checkpoint may be only inode
+    # inactivation): try the last 8 records, newest first.
+    for back in 1 2 3 4 5 6 7 8; do
+        cp --sparse=always "$work/$from.dirty" "$work/$name.dirty"
+        python3 - "$work/$name.dirty" "$back" <<'PY'
+import struct, sys
+f = open(sys.argv[1], "r+b")
+back = int(sys.argv[2])
+sb = f.read(512)
+bs, = struct.unpack(">I", sb[4:8])
+agblocks, = struct.unpack(">I", sb[0x54:0x58])
+agblklog = sb[0x7C]
+logstart, = struct.unpack(">Q", sb[0x30:0x38])
+start = ((logstart >> agblklog) * agblocks + (logstart & ((1 << agblklog) - 1))) * bs
+def hblks(size):
+    return (size + 32767) // 32768 if size > 32768 else 1
+blk, recs, cycle = 0, [], None
+while True:
+    f.seek(start + blk * 512)
+    h = f.read(512)
+    magic, cyc, _, length = struct.unpack(">IIII", h[:16])
+    size, = struct.unpack(">I", h[320:324])
+    if magic != 0xFEEDBABE or (cycle is not None and cyc != cycle):
+        break
+    cycle = cyc
+    recs.append((blk, length, size))
+    blk += hblks(size) + (length + 511) // 512
+blk, length, size = recs[-back]
+at = start + (blk + hblks(size)) * 512 + 20
+f.seek(at)
+b = f.read(1)
+f.seek(at)
+f.write(bytes([b[0] ^ 0x5a]))
+print(f"torn: record at log block {blk} ({length} bytes), byte {at:#x}", file=sys.stderr)
+PY
+        cp --sparse=always "$work/$name.dirty" "$work/$name.kernel"
+        mount -o loop "$work/$name.kernel" "$m"
+        listing "$m" "$work/$name.replayed"
+        umount "$m"
+        if ! cmp -s "$work/$name.replayed.find" "$work/$from.intended.find" ||
+            ! cmp -s "$work/$name.replayed.sha256" "$work/$from.intended.sha256" ||
+            ! cmp -s "$work/$name.replayed.xattrs" "$work/$from.intended.xattrs"; then
+            break
+        fi
+        echo "$name: dropping record -$back changes nothing visible" >&2
+        [ "$back" -lt 8 ] || { echo "$name: no torn record shows" >&2; exit 1; }
+    done
+    dmesg | grep -i "torn write" | tail -1 >&2 || true
+    cp --sparse=always "$work/$name.dirty" "$work/$name.norec"
+    mount -o loop,ro,norecovery "$work/$name.norec" "$m"
+    listing "$m" "$work/$name.norecovery" tolerant
+    umount "$m"
+    if cmp -s "$work/$name.replayed.find" "$work/$name.norecovery.find"; then
+        echo "$name: the replay of the torn log shows the unrecovered tree" >&2
+        exit 1
+    fi
+    xfs_logprint -t "$work/$name.dirty" 2>&1 | zstd -q -19 > "$out/dirtylog-$name.logprint.zst" || true
+    for k in find sha256 xattrs; do cp "$work/$name.replayed.$k" "$out/dirtylog-$name.$k"; done
+    zstd -q -f -19 --long=27 "$work/$name.dirty" -o "$out/dirtylog-$name.img.zst"
+    echo "$name: $(wc -l < "$out/dirtylog-$name.find") entries, $(du -h "$out/dirtylog-$name.img.zst" | cut -f1)"
+}
+
 make_variant() {
     local name=$1 mkfs_opts=$2 mount_opts=$3 churn=${4:-}
     local img=$work/$name.img m=$work/mnt-$name
@@ -229,6 +298,7 @@ make_variant() {
 }
 
 make_variant v5 "" ""
+make_torn v5
 make_variant v5-sect4k "-s size=4096" ""
 make_variant v5-su32k "-l su=32k" ",logbsize=256k"
 make_variant v5-wrap "" "" churn
