@@ -211,6 +211,29 @@ fn crc_candidates(head: &[u8], data: &[u8], hdr: &Header) -> Vec<u32> {
         .collect()
 }
 
+/// Rewrites the CRC of every record header found in `log` that fits in it (for fuzzing:
+/// mutated records then get past the CRC check to the code behind it).
+pub(super) fn fix_crcs(log: &mut [u8], logv2: bool) {
+    let bb = BBSIZE as usize;
+    for blk in 0..log.len() / bb {
+        let Some(hdr) = Header::parse(&log[blk * bb..]) else {
+            continue;
+        };
+        let hblks = hdr.hblks(logv2) as usize;
+        let start = (blk + hblks) * bb;
+        let Some(end) = start.checked_add(hdr.bblks() as usize * bb) else {
+            continue;
+        };
+        if hdr.len > MAX_RECORD || end > log.len() {
+            continue;
+        }
+        let (head, data) = log.split_at_mut(start);
+        let head = &mut head[blk * bb..];
+        let crc = crc_candidates(head, &data[..end - start], &hdr)[0];
+        head[H_CRC..H_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
 /// Puts back the first word of every data block (`xlog_unpack_data`): the writer moved it
 /// into the header's `h_cycle_data` (blocks 0..63) and the extended headers' `xh_cycle_data`
 /// (64 more each) to stamp the cycle number there.
