@@ -230,12 +230,18 @@ impl<'a> Log<'a> {
             .structure("xfs log")
             .at(geo.start));
         }
-        if !(512..=32768).contains(&geo.sector_size) || !geo.sector_size.is_power_of_two() {
-            return Err(
-                Error::corrupt(format!("log sector size {}", geo.sector_size))
-                    .structure("xfs log")
-                    .at(geo.start),
-            );
+        let pow2 = |v: u32, lo: u32, hi: u32| (lo..=hi).contains(&v) && v.is_power_of_two();
+        if !pow2(geo.sector_size, 512, 32768)
+            || !pow2(geo.block_size, 512, 65536)
+            || !pow2(geo.inode_size, 256, geo.block_size.min(2048))
+            || geo.ag_block_log > 31
+        {
+            return Err(Error::corrupt(format!(
+                "log geometry: {}-byte log sectors, {}-byte blocks, {}-byte inodes, AG block log {}",
+                geo.sector_size, geo.block_size, geo.inode_size, geo.ag_block_log
+            ))
+            .structure("xfs log")
+            .at(geo.start));
         }
         if geo.start.checked_add(geo.len).is_none() {
             return Err(Error::corrupt("the log ends past 2^64").structure("xfs log"));
