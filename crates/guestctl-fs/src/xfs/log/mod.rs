@@ -77,8 +77,10 @@
 //!
 //! Everything is bounded: the log size (the superblock caps it at 2 GiB), record sizes
 //! (256 KiB), op counts (by the record length), regions per item, transactions in flight,
-//! bytes held in open transactions and the overlay (1 GiB each), and there are exactly
-//! three walks over the log (CRC check, pass 1, pass 2). A damaged record or item is an
+//! bytes held in open transactions and the overlay (1 GiB each), and the walks over the log
+//! (the CRC check of the last 8 records, the CRC check tail → head, repeated at most 16
+//! times while an overwritten tail moves forward, then pass 1 and pass 2). Header searches
+//! read in chunks and never go round the log more than once. A damaged record or item is an
 //! error naming the structure and the device byte offset; an unknown item type is a note.
 
 mod apply;
