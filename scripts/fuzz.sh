@@ -12,7 +12,7 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
   esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(detect qcow2 vmdk ext ext_journal part inspect_parsers registry lvm fat ntfs lznt1 reparse ufs xfs)
+[ ${#targets[@]} -gt 0 ] || targets=(detect qcow2 vmdk ext ext_journal part inspect_parsers registry lvm fat ntfs lznt1 reparse ufs xfs xfs_log)
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 1; }
 command -v qemu-img >/dev/null || { echo "qemu-img missing: apt-get install qemu-utils" >&2; exit 1; }
 
@@ -59,6 +59,25 @@ make_seeds() {
   local n; n=$(seed_dir ntfs)
   [ -f ../shared/corpus/ntfs/testdata/testfs1 ] && head -c 1048576 ../shared/corpus/ntfs/testdata/testfs1 > "$n/testfs1"
   truncate -s 1M "$t/ntfs" && mkntfs -q -Q -F -c 512 "$t/ntfs" >/dev/null 2>&1 && cp "$t/ntfs" "$n/mkntfs" || true
+  # XFS log seeds: the logs of the dirty-log fixtures (their active part: the first MiB,
+  # and the first 64 KiB), and one with its first blocks moved to the end (wrapped).
+  local x; x=$(seed_dir xfs_log)
+  for img in fixtures/xfs/dirtylog-*.img.zst; do
+    [ -f "$img" ] || continue
+    python3 - "$img" "$x/$(basename "$img" .img.zst)" <<'PY'
+import struct, subprocess, sys
+img = subprocess.run(["zstd", "-dc", sys.argv[1]], check=True, capture_output=True).stdout
+bs, = struct.unpack(">I", img[4:8])
+agblocks, = struct.unpack(">I", img[0x54:0x58])
+agblklog = img[0x7C]
+logstart, = struct.unpack(">Q", img[0x30:0x38])
+start = ((logstart >> agblklog) * agblocks + (logstart & ((1 << agblklog) - 1))) * bs
+log = img[start:start + (1 << 20)]
+open(sys.argv[2], "wb").write(log)
+open(sys.argv[2] + "-64k", "wb").write(log[:65536])
+open(sys.argv[2] + "-wrapped", "wb").write(log[32768:] + log[:32768])
+PY
+  done
   local d; d=$(seed_dir detect)
   cp "$q"/* "$v"/* "$d"/ 2>/dev/null || true
   rm -rf "$t"

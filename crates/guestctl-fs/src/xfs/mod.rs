@@ -21,6 +21,8 @@ mod csum;
 mod dir;
 mod inode;
 pub(crate) mod log;
+#[doc(hidden)]
+pub use self::log::fuzz_log;
 mod sb;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -225,24 +227,35 @@ impl XfsFs {
             block_size: self.sb.block_size,
             stripe_unit: self.sb.logsunit,
             v5: self.sb.has_crc(),
+            logv2: self.sb.has_crc() || self.sb.versionnum & sb::version::LOGV2 != 0,
             uuid: self.sb.uuid,
             meta_uuid: *self.sb.meta_uuid(),
             inode_size: u32::from(self.sb.inodesize),
             fs_bytes: self.sb.dblocks.saturating_mul(self.bs),
+            ag_blocks: self.sb.agblocks,
+            ag_count: self.sb.agcount,
+            ag_block_log: self.sb.agblklog,
         };
+        if !replay {
+            // A damaged log must not stop reading the filesystem as it is on disk.
+            match log::is_dirty(&Dev(self.dev.as_ref()), &geo) {
+                Ok(false) => {}
+                Ok(true) => self.notes.push(
+                    "the log needs recovery but replay is turned off: the filesystem may read inconsistently"
+                        .into(),
+                ),
+                Err(e) => self.notes.push(format!(
+                    "the log could not be read ({e}); replay is turned off: the filesystem may read inconsistently"
+                )),
+            }
+            return Ok(());
+        }
         let state =
             log::recover(&Dev(self.dev.as_ref()), &geo).map_err(|e| e.structure("xfs log"))?;
         let rec = match state {
             log::LogState::Clean => return Ok(()),
             log::LogState::Dirty(r) => r,
         };
-        if !replay {
-            self.notes.push(
-                "the log needs recovery but replay is turned off: the filesystem may read inconsistently"
-                    .into(),
-            );
-            return Ok(());
-        }
         self.notes.push(format!(
             "log replayed in memory: {} transactions, {} sectors",
             rec.transactions,

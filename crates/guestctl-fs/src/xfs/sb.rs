@@ -12,6 +12,8 @@ pub(crate) const SB_READ: usize = 512;
 /// `sb_versionnum` bits.
 pub(crate) mod version {
     pub const NUM_MASK: u16 = 0x000f;
+    /// Version 2 log.
+    pub const LOGV2: u16 = 0x0400;
     pub const DIRV2: u16 = 0x2000;
     /// ASCII case-insensitive names ("borg" bit).
     pub const BORG: u16 = 0x4000;

@@ -18,4 +18,5 @@ mod ntfs_fixture;
 mod ntfs_hostile;
 mod ufs_makefs;
 mod xfs_fixtures;
+mod xfs_log;
 mod xfs_mkfs;
