@@ -8,10 +8,11 @@
 //! and the item kinds `H_KEYDATA` (on the page), `H_OFFPAGE` (a chain of `P_OVERFLOW` pages),
 //! `H_DUPLICATE` (on-page duplicate set) and `H_OFFDUP` (an off-page duplicate tree).
 //!
-//! **Read:** hash databases (hash versions 7–10: Berkeley DB 3.1 to 6.x), either byte order
-//! (found by the magic number), page sizes 512–65536, with or without page checksums (the
-//! checksums themselves are not verified); btree databases (versions 7–10) by descent from the
-//! root, with on- and off-page duplicates and overflow items.
+//! **Read:** hash databases, either byte order (found by the magic number), page sizes
+//! 512–65536, with or without page checksums (the checksums themselves are not verified);
+//! btree databases by descent from the root; on- and off-page duplicates and overflow items in
+//! both. Hash and btree versions 7–10 are accepted (the page layouts read here did not change
+//! in them); tested are hash 8 (Berkeley DB 4.3, CentOS 5), hash 9 and btree 9 (4.6–5.3).
 //! **Refused** (an error saying so): encrypted databases, compressed btrees, recno, queue and
 //! heap databases, and Berkeley DB 5.3 external "blob" items (`H_BLOB`, one warning each).
 //!
@@ -134,6 +135,8 @@ const BTM_COMPRESS: u32 = 0x080;
 const NCACHED: usize = 32;
 /// Btree levels are one byte.
 const MAX_DEPTH: usize = 255;
+/// What one pair costs the output budget beyond its bytes (two `Vec`s).
+const PAIR_COST: usize = 64;
 /// The most warnings kept (the rest are counted in the last one).
 const MAX_WARNINGS: usize = 1000;
 
@@ -217,7 +220,8 @@ pub fn read(data: &[u8]) -> Result<Contents> {
         order,
         npages,
         used: vec![false; npages],
-        budget: data.len().saturating_mul(2).saturating_add(1 << 20),
+        // Keys, values and pairs: at most about 3 times the file (each page is read once).
+        budget: data.len().saturating_mul(3).saturating_add(1 << 20),
         pairs: Vec::new(),
         warnings,
         dropped: 0,
@@ -451,8 +455,10 @@ impl<'a> Db<'a> {
         Ok(())
     }
 
+    /// Adds a pair, charging its key (a copy: duplicates share one) and its bookkeeping to
+    /// the budget, so that even empty items cannot pile up past the file's size.
     fn push(&mut self, key: &[u8], value: Vec<u8>, page: &Page, at: usize) -> Step<()> {
-        self.spend(key.len(), page, at)?;
+        self.spend(key.len() + PAIR_COST, page, at)?;
         self.pairs.push((key.to_vec(), value));
         Ok(())
     }
@@ -584,12 +590,12 @@ impl<'a> Db<'a> {
         match item[0] {
             H_KEYDATA => {
                 self.spend(item.len() - 1, page, vo)?;
-                self.pairs.push((key, item[1..].to_vec()));
+                self.push(&key, item[1..].to_vec(), page, vo)?;
             }
             H_OFFPAGE => {
                 let (pgno, tlen) = offpage(page, vo, item)?;
                 let v = self.overflow(pgno, tlen, page, vo)?;
-                self.pairs.push((key, v));
+                self.push(&key, v, page, vo)?;
             }
             H_DUPLICATE => {
                 // len, bytes, len — repeated.
@@ -770,7 +776,7 @@ impl<'a> Db<'a> {
                 self.push(&key, v, page, vo)?;
             }
         } else if let Some(v) = self.btree_item(page, k + 1)? {
-            self.pairs.push((key, v));
+            self.push(&key, v, page, vo)?;
         }
         Ok(())
     }

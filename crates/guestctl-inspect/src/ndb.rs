@@ -92,11 +92,21 @@ pub fn adler32(bytes: &[u8]) -> u32 {
     (b << 16) | a
 }
 
+/// A used slot (u32 fields: a hostile file may hold millions).
 struct Slot {
-    slotno: usize,
+    slotno: u32,
     pkgidx: u32,
-    blkoff: usize,
-    blkcnt: usize,
+    blkoff: u32,
+    blkcnt: u32,
+}
+
+impl Slot {
+    fn off(&self) -> usize {
+        self.blkoff as usize
+    }
+    fn cnt(&self) -> usize {
+        self.blkcnt as usize
+    }
 }
 
 /// Reads every package blob of an ndb `Packages.db`.
@@ -150,11 +160,11 @@ pub fn read(data: &[u8]) -> Result<Contents, NdbError> {
             );
             continue;
         }
-        let (pkgidx, blkoff, blkcnt) = (f(4), f(8) as usize, f(12) as usize);
+        let (pkgidx, blkoff, blkcnt) = (f(4), f(8), f(12));
         if blkoff == 0 {
             continue; // free
         }
-        if pkgidx == 0 || blkcnt == 0 || blkoff < minblkoff {
+        if pkgidx == 0 || blkcnt == 0 || (blkoff as usize) < minblkoff {
             warn(
                 &mut warnings,
                 format!(
@@ -164,7 +174,7 @@ pub fn read(data: &[u8]) -> Result<Contents, NdbError> {
             );
             continue;
         }
-        if blkoff.saturating_add(blkcnt) > fileblks {
+        if u64::from(blkoff) + u64::from(blkcnt) > fileblks as u64 {
             warn(
                 &mut warnings,
                 format!(
@@ -175,7 +185,8 @@ pub fn read(data: &[u8]) -> Result<Contents, NdbError> {
             continue;
         }
         slots.push(Slot {
-            slotno,
+            // slot_bytes <= data.len(): the slot number fits as the file's offsets do.
+            slotno: u32::try_from(slotno).unwrap_or(u32::MAX),
             pkgidx,
             blkoff,
             blkcnt,
@@ -186,7 +197,7 @@ pub fn read(data: &[u8]) -> Result<Contents, NdbError> {
     let mut packages: Vec<Package> = Vec::with_capacity(slots.len());
     let mut end = 0usize;
     for s in &slots {
-        if s.blkoff < end {
+        if s.off() < end {
             warn(
                 &mut warnings,
                 format!(
@@ -196,7 +207,7 @@ pub fn read(data: &[u8]) -> Result<Contents, NdbError> {
             );
             continue;
         }
-        end = s.blkoff + s.blkcnt;
+        end = s.off() + s.cnt();
         match blob(data, s) {
             Ok((b, adler_ok)) => {
                 if !adler_ok {
@@ -206,7 +217,7 @@ pub fn read(data: &[u8]) -> Result<Contents, NdbError> {
                             "package {} (offset {}): adler32 mismatch (rpm --verifydb \
                              would fail; the blob is read anyway, as rpm does)",
                             s.pkgidx,
-                            s.blkoff * BLK_SIZE
+                            s.off() * BLK_SIZE
                         ),
                     );
                 }
@@ -221,7 +232,7 @@ pub fn read(data: &[u8]) -> Result<Contents, NdbError> {
                     "package {} (slot {}, offset {}): {m}",
                     s.pkgidx,
                     s.slotno,
-                    s.blkoff * BLK_SIZE
+                    s.off() * BLK_SIZE
                 ),
             ),
         }
@@ -256,8 +267,8 @@ fn warn(w: &mut Vec<String>, m: String) {
 
 /// One slot's blob (checked as rpm checks it) and whether its adler32 matches.
 fn blob(data: &[u8], s: &Slot) -> Result<(Vec<u8>, bool), String> {
-    let start = s.blkoff * BLK_SIZE;
-    let bytes = &data[start..start + s.blkcnt * BLK_SIZE];
+    let start = s.off() * BLK_SIZE;
+    let bytes = &data[start..start + s.cnt() * BLK_SIZE];
     if bytes.len() < BLOBHEAD_SIZE + BLOBTAIL_SIZE {
         return Err(format!("{} blocks cannot hold a blob", s.blkcnt));
     }
@@ -270,7 +281,7 @@ fn blob(data: &[u8], s: &Slot) -> Result<(Vec<u8>, bool), String> {
     }
     let bloblen = f(12) as usize;
     let want = (BLOBHEAD_SIZE + bloblen + BLOBTAIL_SIZE).div_ceil(BLK_SIZE);
-    if want != s.blkcnt {
+    if want != s.cnt() {
         return Err(format!(
             "a {bloblen}-byte blob needs {want} blocks, the slot says {}",
             s.blkcnt
