@@ -23,7 +23,7 @@ want sgdisk gdisk
 want rpm rpm
 want sqlite3 sqlite3
 want xz xz-utils
-want hivexregedit libhivex-bin
+want hivexregedit libwin-hivex-perl
 want ntfscp ntfs-3g
 want mkntfs ntfs-3g
 want fls sleuthkit
