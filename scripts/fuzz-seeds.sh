@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Makes small seed images for the ext fuzz targets (fuzz/corpus/ext, fuzz/corpus/ext_journal).
+# Makes small seed inputs for the fuzz targets (fuzz/corpus/ext, ext_journal, fat, ufs,
+# inspect_parsers).
 # Usage: scripts/fuzz-seeds.sh
 # Then:  cd fuzz && cargo +nightly fuzz run ext corpus/ext -- -max_len=262144 -max_total_time=1200
 set -euo pipefail
@@ -123,3 +124,22 @@ if [ "$(id -u)" = 0 ]; then
   encode_xfs "$tmp/x.img" "$xout/seed-xfs-attrs"
 fi
 ls -la "$xout"
+# rpmdb seeds (fuzz/corpus/inspect_parsers): small Berkeley DB files from db5.3_load (hash and
+# btree, both byte orders, 512-byte pages, overflow items, on- and off-page duplicates) and the
+# first 16 KiB of the ndb fixture (both slot pages and the first blobs).
+iout=fuzz/corpus/inspect_parsers
+mkdir -p "$iout"
+{
+  printf 'VERSION=3\nformat=bytevalue\ntype=hash\nHEADER=END\n'
+  for i in 1 2 3; do printf ' %02x000000\n %s\n' "$i" "$(head -c $((i * 700)) /dev/urandom | od -An -tx1 -v | tr -d ' \n')"; done
+  for i in $(seq 1 40); do printf ' 64757073\n %s\n' "$(printf 'dup %03d' "$i" | od -An -tx1 -v | tr -d ' \n')"; done
+  printf 'DATA=END\n'
+} > "$tmp/bdb.txt"
+for opts in "-t hash" "-t hash -c db_lorder=4321" "-t btree" "-t btree -c db_lorder=4321"; do
+  rm -f "$tmp/seed.db"
+  db5.3_load $opts -c db_pagesize=512 -c duplicates=1 -f "$tmp/bdb.txt" "$tmp/seed.db"
+  cp "$tmp/seed.db" "$iout/seed-bdb-$(echo "$opts" | tr -dc 'a-z0-9')"
+done
+xz -dc fixtures/rpmdb-ndb/Packages.db.xz > "$tmp/ndb"
+head -c 16384 "$tmp/ndb" > "$iout/seed-ndb"
+ls -la "$iout"

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 need_pkgs=()
 want() { command -v "$1" >/dev/null 2>&1 || need_pkgs+=("$2"); }
+want_file() { [ -e "$1" ] || need_pkgs+=("$2"); }
 want qemu-img qemu-utils
 want qemu-io qemu-utils
 want zstd zstd
@@ -39,6 +40,11 @@ want mkfs.xfs xfsprogs
 want xfs_db xfsprogs
 want xfs_repair xfsprogs
 want blkid util-linux
+want db5.3_load db5.3-util
+want db5.3_dump db5.3-util
+# Real CentOS 5-8 Berkeley DB rpmdbs (crates/guestctl-inspect/tests/rpmdb.rs).
+want_file /usr/share/gocode/src/github.com/knqyf263/go-rpmdb/pkg/testdata/centos7-plain/Packages \
+  golang-github-knqyf263-go-rpmdb-dev
 
 if [ ${#need_pkgs[@]} -gt 0 ] && [ -z "${SKIP_INSTALL:-}" ]; then
   mapfile -t need_pkgs < <(printf '%s\n' "${need_pkgs[@]}" | sort -u)

@@ -1,5 +1,7 @@
-//! The inspection parsers over arbitrary bytes: SQLite tables (the rpmdb), rpm headers, dpkg
-//! status, apk and pacman databases, os-release / lsb / legacy release files, fstab, ELF.
+//! The inspection parsers over arbitrary bytes: the rpmdb in its three formats (SQLite tables,
+//! Berkeley DB hash/btree files, ndb `Packages.db`), rpm headers, dpkg status, apk and pacman
+//! databases, os-release / lsb / legacy release files, fstab, ELF. Seeds: scripts/fuzz-seeds.sh
+//! (fuzz/corpus/inspect_parsers).
 #![no_main]
 
 use guestctl_inspect::{bsd, elf, linux, packages, sqlite};
@@ -17,6 +19,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = packages::parse_rpm_header(data);
     let mut w = Vec::new();
+    // Each parses every header blob it finds.
+    let _ = packages::rpmdb_bdb("fuzz", data, &mut w);
+    let _ = packages::rpmdb_ndb("fuzz", data, &mut w);
     let _ = packages::parse_dpkg_status(data, &mut w);
     let _ = packages::parse_apk_installed(data, &mut w);
     let _ = packages::parse_pacman_desc(data);

@@ -15,7 +15,7 @@ use super::ImageOpts;
     guestctl inspect --json disk.qcow2 | jq '.[0].applications[].name'\n  \
     for i in farm/*.qcow2; do guestctl inspect --json --no-applications \"$i\"; done\n  \
     guestctl inspect root.vmdk -a data.vmdk         # the disks of one guest (/dev/sda, /dev/sdb)\n\n\
-What cannot be read inside a guest (an unknown fstab device, a BerkeleyDB rpmdb, a damaged\n\
+What cannot be read inside a guest (an unknown fstab device, a damaged rpmdb page, a damaged\n\
 hive) is listed under warnings; inspection itself only fails when an image cannot be opened.\n\
 The JSON keys are virt-inspector's element names; docs/INSPECT.md lists them.")]
 pub struct InspectArgs {

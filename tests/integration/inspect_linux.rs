@@ -293,13 +293,12 @@ fn no_operating_system_is_not_an_error() {
 fn fedora_like_guest_with_sqlite_rpmdb() {
     let tmp = tempfile::tempdir().expect("tmp");
     let d = tmp.path();
-    let root = d.join("root");
-    host_elf(&root);
-    write(
-        &root,
+    let (root, rpmdir) = rpm_guest_root(
+        d,
         "etc/os-release",
         b"NAME=Fedora\nVERSION=\"33 (Server Edition)\"\nID=fedora\nVERSION_ID=33\n\
           PRETTY_NAME=\"Fedora 33 (Server Edition)\"\n",
+        "var/lib/rpm",
     );
     write(
         &root,
@@ -311,9 +310,6 @@ fn fedora_like_guest_with_sqlite_rpmdb() {
         "etc/sysconfig/network",
         b"NETWORKING=yes\nHOSTNAME=fedora.invalid\n",
     );
-    write(&root, "etc/fstab", b"LABEL=root / ext4 defaults 1 1\n");
-    let rpmdir = root.join("var/lib/rpm");
-    std::fs::create_dir_all(&rpmdir).expect("mkdir");
     let dump = corpus().join("libguestfs/test-data/phony-guests/fedora-db.sql.xz");
     run(
         "sh",
@@ -323,34 +319,8 @@ fn fedora_like_guest_with_sqlite_rpmdb() {
         ],
         &rpmdir,
     );
-    let qa = Command::new("rpm")
-        .arg("--dbpath")
-        .arg(&rpmdir)
-        .args([
-            "-qa",
-            "--qf",
-            "%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE}.%{ARCH}\\n",
-        ])
-        .output()
-        .expect("rpm (apt-get install rpm)");
-    assert!(qa.status.success());
-    let mut want: Vec<String> = String::from_utf8_lossy(&qa.stdout)
-        .lines()
-        .filter(|l| !l.starts_with("gpg-pubkey "))
-        .map(str::to_string)
-        .collect();
-    want.sort();
-    let img = build_disk(
-        d,
-        "gpt",
-        &[Part {
-            mib: 24,
-            src: &root,
-            mkfs: &["-L", "root"],
-            extra: "",
-        }],
-    );
-    let os = inspect_json(&img);
+    let want = rpm_qa_lines(&rpmdir, "sqlite");
+    let os = inspect_root(d, &root, 24);
     assert_eq!(os["distro"], "fedora");
     assert_eq!(os["product_name"], "Fedora 33 (Server Edition)");
     assert_eq!(
@@ -361,7 +331,42 @@ fn fedora_like_guest_with_sqlite_rpmdb() {
     assert_eq!(os["package_format"], "rpm");
     assert_eq!(os["package_management"], "dnf");
     assert_eq!(os["hostname"], "fedora.invalid");
-    let mut ours: Vec<String> = os["applications"]
+    let ours = app_lines(&os);
+    assert_eq!(ours, want);
+    assert!(ours.len() >= 10);
+}
+
+/// A root tree in `d/root` for an rpm guest: the host's ELF, `release` (a path) holding
+/// `text`, an fstab mounting `LABEL=root` on `/`, and an empty rpm database folder `rpm`.
+/// Returns the root and that folder.
+fn rpm_guest_root(d: &Path, release: &str, text: &[u8], rpm: &str) -> (PathBuf, PathBuf) {
+    let root = d.join("root");
+    host_elf(&root);
+    write(&root, release, text);
+    write(&root, "etc/fstab", b"LABEL=root / ext4 defaults 1 1\n");
+    let rpmdir = root.join(rpm);
+    std::fs::create_dir_all(&rpmdir).expect("mkdir");
+    (root, rpmdir)
+}
+
+/// Inspects a GPT disk of one `mib`-MiB ext4 partition labelled `root` made from `root`.
+fn inspect_root(d: &Path, root: &Path, mib: u64) -> serde_json::Value {
+    let img = build_disk(
+        d,
+        "gpt",
+        &[Part {
+            mib,
+            src: root,
+            mkfs: &["-L", "root"],
+            extra: "",
+        }],
+    );
+    inspect_json(&img)
+}
+
+/// The inspected applications as sorted `NAME EPOCH:VERSION-RELEASE.ARCH` lines.
+fn app_lines(os: &serde_json::Value) -> Vec<String> {
+    let mut v: Vec<String> = os["applications"]
         .as_array()
         .expect("apps")
         .iter()
@@ -376,9 +381,116 @@ fn fedora_like_guest_with_sqlite_rpmdb() {
             )
         })
         .collect();
-    ours.sort();
+    v.sort();
+    v
+}
+
+/// `rpm --dbpath DIR [--define '_db_backend B'] -qa` as sorted `NAME EPOCH:VERSION-RELEASE.ARCH`
+/// lines, without gpg-pubkey.
+fn rpm_qa_lines(dir: &Path, backend: &str) -> Vec<String> {
+    let qa = Command::new("rpm")
+        .arg("--dbpath")
+        .arg(dir)
+        .args(["--define", &format!("_db_backend {backend}")])
+        .args([
+            "-qa",
+            "--qf",
+            "%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE}.%{ARCH}\\n",
+        ])
+        .output()
+        .expect("rpm (apt-get install rpm)");
+    assert!(qa.status.success());
+    let mut want: Vec<String> = String::from_utf8_lossy(&qa.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("gpg-pubkey "))
+        .map(str::to_string)
+        .collect();
+    want.sort();
+    want
+}
+
+/// A CentOS-7-like guest whose `/var/lib/rpm/Packages` is a real CentOS 7 Berkeley DB rpmdb
+/// (Debian's golang-github-knqyf263-go-rpmdb-dev ships it). Oracle: Debian's rpm reading the
+/// same file with its `bdb_ro` backend.
+#[test]
+fn centos_like_guest_with_berkeley_db_rpmdb() {
+    let src = Path::new(
+        "/usr/share/gocode/src/github.com/knqyf263/go-rpmdb/pkg/testdata/centos7-plain/Packages",
+    );
+    assert!(
+        src.is_file(),
+        "{} is missing: apt-get install golang-github-knqyf263-go-rpmdb-dev (scripts/test.sh does)",
+        src.display()
+    );
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let (root, rpmdir) = rpm_guest_root(
+        d,
+        "etc/redhat-release",
+        b"CentOS Linux release 7.9.2009 (Core)\n",
+        "var/lib/rpm",
+    );
+    std::fs::copy(src, rpmdir.join("Packages")).expect("copy");
+    let want = rpm_qa_lines(&rpmdir, "bdb_ro");
+    // rpm leaves index files and a lock beside it: the guest holds only Packages.
+    for e in std::fs::read_dir(&rpmdir).expect("read_dir") {
+        let p = e.expect("entry").path();
+        if p.file_name().is_some_and(|n| n != "Packages") {
+            std::fs::remove_file(p).expect("rm");
+        }
+    }
+    let os = inspect_root(d, &root, 40);
+    assert_eq!(os["distro"], "centos");
+    assert_eq!(os["package_format"], "rpm");
+    let ours = app_lines(&os);
+    assert!(ours.len() > 100, "{:#?}", os["warnings"]);
     assert_eq!(ours, want);
-    assert!(ours.len() >= 10);
+    let w = os["warnings"].as_array().expect("warnings");
+    assert!(
+        !w.iter()
+            .any(|w| w.as_str().is_some_and(|s| s.contains("rpm"))),
+        "{w:#?}"
+    );
+}
+
+/// An openSUSE-like guest whose `/usr/lib/sysimage/rpm/Packages.db` is the ndb fixture written
+/// by rpm (fixtures/rpmdb-ndb). Oracle: that rpm's `-qa`, stored beside it.
+#[test]
+fn suse_like_guest_with_ndb_rpmdb() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rpmdb-ndb");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let (root, rpmdir) = rpm_guest_root(
+        d,
+        "etc/os-release",
+        b"NAME=\"openSUSE Leap\"\nVERSION=\"15.5\"\nID=\"opensuse-leap\"\n\
+          ID_LIKE=\"suse opensuse\"\nVERSION_ID=\"15.5\"\n",
+        "usr/lib/sysimage/rpm",
+    );
+    run(
+        "sh",
+        &[
+            "-c",
+            &format!(
+                "xz -dc {} > Packages.db",
+                fixtures.join("Packages.db.xz").display()
+            ),
+        ],
+        &rpmdir,
+    );
+    let listing = std::fs::read_to_string(fixtures.join("rpm-qa.txt")).expect("rpm-qa.txt");
+    let mut want: Vec<String> = listing
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            format!("{} {}:{}-{}.{}", f[0], f[1], f[2], f[3], f[4])
+        })
+        .collect();
+    want.sort();
+    let os = inspect_root(d, &root, 16);
+    assert_eq!(os["package_format"], "rpm");
+    assert_eq!(app_lines(&os), want);
+    assert_eq!(want.len(), 259);
 }
 
 /// Malformed guest data never aborts inspection: what cannot be read becomes a warning and the

@@ -16,6 +16,12 @@ fn main() {
         drop(sqlite::read_table(&data, "Packages"))
     });
     t("rpm", &mut || drop(packages::parse_rpm_header(&data)));
+    t("bdb", &mut || {
+        drop(packages::rpmdb_bdb("bdb", &data, &mut w))
+    });
+    t("ndb", &mut || {
+        drop(packages::rpmdb_ndb("ndb", &data, &mut w))
+    });
     t("dpkg", &mut || {
         drop(packages::parse_dpkg_status(&data, &mut w))
     });

@@ -845,14 +845,29 @@ fn pacman(fs: &dyn Filesystem, w: &mut Vec<String>) -> Vec<Application> {
     out
 }
 
+/// The rpm databases, in the order looked for: the sqlite rpmdb (Fedora 33+, RHEL 9), the
+/// Berkeley DB `Packages` (RHEL/CentOS 5–8, Amazon Linux 2) and the ndb `Packages.db` (SUSE).
+const RPMDBS: [(&str, RpmDb); 5] = [
+    ("/var/lib/rpm/rpmdb.sqlite", RpmDb::Sqlite),
+    ("/usr/lib/sysimage/rpm/rpmdb.sqlite", RpmDb::Sqlite),
+    ("/var/lib/rpm/Packages", RpmDb::Bdb),
+    ("/var/lib/rpm/Packages.db", RpmDb::Ndb),
+    ("/usr/lib/sysimage/rpm/Packages.db", RpmDb::Ndb),
+];
+
+#[derive(Clone, Copy)]
+enum RpmDb {
+    Sqlite,
+    Bdb,
+    Ndb,
+}
+
 fn rpm(fs: &dyn Filesystem, w: &mut Vec<String>) -> Vec<Application> {
-    for p in [
-        "/var/lib/rpm/rpmdb.sqlite",
-        "/usr/lib/sysimage/rpm/rpmdb.sqlite",
-    ] {
-        if !exists(fs, p) {
-            continue;
-        }
+    let Some(&(p, kind)) = RPMDBS.iter().find(|(p, _)| exists(fs, p)) else {
+        w.push("applications: no rpm database found".into());
+        return Vec::new();
+    };
+    if let RpmDb::Sqlite = kind {
         let wal = format!("{p}-wal");
         if let Ok(m) = fs.resolve(&wal).and_then(|n| fs.metadata(n)) {
             if m.size > 0 {
@@ -863,47 +878,19 @@ fn rpm(fs: &dyn Filesystem, w: &mut Vec<String>) -> Vec<Application> {
                 ));
             }
         }
-        let Some(db) = read_file(fs, p, packages::MAX_DB_FILE as u64, w) else {
-            return Vec::new();
-        };
-        return match sqlite::read_table(&db, "Packages") {
-            Ok(rows) => {
-                let mut out = Vec::with_capacity(rows.len());
-                for (rowid, cols) in rows {
-                    let blob = cols.iter().find_map(|c| match c {
-                        sqlite::Value::Blob(b) => Some(b),
-                        _ => None,
-                    });
-                    match blob.map(|b| packages::parse_rpm_header(b)) {
-                        Some(Ok(app)) if app.name != "gpg-pubkey" => out.push(app),
-                        Some(Ok(_)) => {}
-                        Some(Err(e)) => w.push(format!("{p}: package row {rowid}: {e}")),
-                        None => w.push(format!("{p}: package row {rowid} has no header blob")),
-                    }
-                }
-                out.sort_by(|a, b| a.name.cmp(&b.name).then(a.version.cmp(&b.version)));
-                out
-            }
-            Err(e) => {
-                w.push(format!("applications: {p}: {e}"));
-                Vec::new()
-            }
-        };
     }
-    for (p, kind) in [
-        ("/var/lib/rpm/Packages", "BerkeleyDB"),
-        ("/var/lib/rpm/Packages.db", "NDB"),
-        ("/usr/lib/sysimage/rpm/Packages.db", "NDB"),
-    ] {
-        if exists(fs, p) {
-            w.push(format!(
-                "applications: {p} is a {kind} rpm database, which guestctl does not read"
-            ));
-            return Vec::new();
-        }
-    }
-    w.push("applications: no rpm database found".into());
-    Vec::new()
+    let Some(db) = read_file(fs, p, packages::MAX_DB_FILE as u64, w) else {
+        return Vec::new();
+    };
+    let read = match kind {
+        RpmDb::Sqlite => packages::rpmdb_sqlite(p, &db, w).map_err(|e| e.to_string()),
+        RpmDb::Bdb => packages::rpmdb_bdb(p, &db, w).map_err(|e| e.to_string()),
+        RpmDb::Ndb => packages::rpmdb_ndb(p, &db, w).map_err(|e| e.to_string()),
+    };
+    read.unwrap_or_else(|e| {
+        w.push(format!("applications: {p}: {e}"));
+        Vec::new()
+    })
 }
 
 #[cfg(test)]

@@ -10,10 +10,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bdb;
 pub mod bsd;
 pub mod elf;
 mod inspector;
 pub mod linux;
+pub mod ndb;
 pub mod packages;
 pub mod sqlite;
 pub mod windows;

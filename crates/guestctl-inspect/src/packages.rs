@@ -1,7 +1,8 @@
 //! Installed-package databases, parsed from their bytes: dpkg `status`, apk `installed`,
-//! pacman `local/*/desc`, and rpm header blobs (the rows of the sqlite rpmdb).
+//! pacman `local/*/desc`, and the rpmdb in its three formats (sqlite `rpmdb.sqlite`,
+//! Berkeley DB `Packages`, ndb `Packages.db`), whose values are rpm header blobs.
 
-use crate::Application;
+use crate::{bdb, ndb, sqlite, Application};
 
 /// The most bytes of a package database file we parse.
 pub const MAX_DB_FILE: usize = 256 << 20;
@@ -253,6 +254,93 @@ pub fn parse_rpm_header(blob: &[u8]) -> Result<Application, RpmHeaderError> {
         return Err(err("no NAME tag".into()));
     }
     Ok(app)
+}
+
+/// Turns rpm header blobs (header number, blob) into applications: `gpg-pubkey` pseudo
+/// packages skipped, sorted by name then version; a header that does not parse is a warning
+/// naming `db` and the header number.
+pub fn rpm_applications<'a>(
+    db: &str,
+    headers: impl IntoIterator<Item = (u64, &'a [u8])>,
+    warnings: &mut Vec<String>,
+) -> Vec<Application> {
+    let mut out = Vec::new();
+    for (hnum, blob) in headers {
+        if out.len() >= MAX_PACKAGES {
+            warnings.push(format!(
+                "{db}: more than {MAX_PACKAGES} packages, the rest ignored"
+            ));
+            break;
+        }
+        match parse_rpm_header(blob) {
+            Ok(app) if app.name != "gpg-pubkey" => out.push(app),
+            Ok(_) => {}
+            Err(e) => warnings.push(format!("{db}: package {hnum}: {e}")),
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name).then(a.version.cmp(&b.version)));
+    out
+}
+
+/// The applications of a sqlite rpmdb (`rpmdb.sqlite`, table `Packages`: rowid = header
+/// number, one blob column).
+pub fn rpmdb_sqlite(
+    db: &str,
+    bytes: &[u8],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Application>, sqlite::SqliteError> {
+    let rows = sqlite::read_table(bytes, "Packages")?;
+    let mut blobs = Vec::with_capacity(rows.len());
+    for (rowid, cols) in &rows {
+        let blob = cols.iter().find_map(|c| match c {
+            sqlite::Value::Blob(b) => Some(b.as_slice()),
+            _ => None,
+        });
+        match blob {
+            Some(b) => blobs.push((*rowid as u64, b)),
+            None => warnings.push(format!("{db}: package row {rowid} has no header blob")),
+        }
+    }
+    Ok(rpm_applications(db, blobs, warnings))
+}
+
+/// The applications of a Berkeley DB rpmdb (`/var/lib/rpm/Packages`, a hash database: keys
+/// are 4-byte header numbers in the database's byte order, values header blobs; key 0 holds
+/// rpm's next-instance counter and is skipped).
+pub fn rpmdb_bdb(
+    db: &str,
+    bytes: &[u8],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Application>, bdb::BdbError> {
+    let c = bdb::read(bytes)?;
+    warnings.extend(c.warnings.iter().map(|w| format!("{db}: {w}")));
+    let mut blobs = Vec::with_capacity(c.pairs.len());
+    for (key, value) in &c.pairs {
+        match c.byte_order.u32(key) {
+            Some(0) => {}
+            Some(n) => blobs.push((u64::from(n), value.as_slice())),
+            None => warnings.push(format!(
+                "{db}: a {}-byte key is not a header number",
+                key.len()
+            )),
+        }
+    }
+    Ok(rpm_applications(db, blobs, warnings))
+}
+
+/// The applications of an ndb rpmdb (`Packages.db`).
+pub fn rpmdb_ndb(
+    db: &str,
+    bytes: &[u8],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Application>, ndb::NdbError> {
+    let c = ndb::read(bytes)?;
+    warnings.extend(c.warnings.iter().map(|w| format!("{db}: {w}")));
+    let blobs = c
+        .packages
+        .iter()
+        .map(|p| (u64::from(p.pkgidx), p.blob.as_slice()));
+    Ok(rpm_applications(db, blobs, warnings))
 }
 
 #[cfg(test)]
