@@ -180,3 +180,40 @@ fn lvm_uuid(raw: &str) -> String {
     }
     out
 }
+
+/// What a probed type is, for messages: `xfs filesystem`, `crypto_LUKS encrypted volume`,
+/// `LVM2_member physical volume`, `swap area`.
+pub fn describe(fs_type: &str) -> String {
+    match fs_type {
+        "crypto_LUKS" => format!("{fs_type} encrypted volume"),
+        "LVM2_member" => format!("{fs_type} physical volume"),
+        "swap" => "swap area".into(),
+        _ => format!("{fs_type} filesystem"),
+    }
+}
+
+/// Whether a device probed as `fs_type` holds files guestctl cannot read, so an operating
+/// system (or part of one) may be there unseen: every type that is not `readable` except swap
+/// (no files) and LVM2 physical volumes (their logical volumes are devices of their own).
+/// Unrecognised content ([`probe`] returned `None`) is not such a device.
+pub fn hides_files(fs_type: &str, readable: bool) -> bool {
+    !readable && !matches!(fs_type, "swap" | "LVM2_member")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_counts_as_hidden_files() {
+        assert!(hides_files("xfs", false));
+        assert!(hides_files("btrfs", false));
+        assert!(hides_files("crypto_LUKS", false));
+        assert!(hides_files("iso9660", false));
+        assert!(!hides_files("ext4", true));
+        assert!(!hides_files("swap", false));
+        assert!(!hides_files("LVM2_member", false));
+        assert_eq!(describe("xfs"), "xfs filesystem");
+        assert_eq!(describe("crypto_LUKS"), "crypto_LUKS encrypted volume");
+    }
+}
