@@ -403,7 +403,7 @@ pub struct Inspection {
 
 impl Inspection {
     /// One warning per unreadable device, worded as in the operating systems' `warnings`:
-    /// `/dev/sda4: xfs filesystem: guestctl cannot read it, an operating system on it is not
+    /// `/dev/sda4: btrfs filesystem: guestctl cannot read it, an operating system on it is not
     /// inspected`.
     pub fn warnings(&self) -> Vec<String> {
         self.unreadable
@@ -565,7 +565,7 @@ pub enum DefaultMountError {
         /// Why: `no operating system found, /dev/sda1 is not a root filesystem and guestctl
         /// cannot read /dev/sda2, /dev/sda3: refusing to guess`.
         reason: String,
-        /// Every device found, one line each: `/dev/sda2 (xfs, label "boot", 64 MiB):
+        /// Every device found, one line each: `/dev/sda2 (btrfs, label "boot", 64 MiB):
         /// unreadable, guestctl cannot read it`.
         found: Vec<String>,
     },
@@ -653,6 +653,10 @@ impl Guestfs {
                 many.len()
             ),
         };
+        let reason = match (readable.len(), unreadable.as_slice()) {
+            (0 | 1, _) | (_, []) => reason,
+            (_, u) => format!("{reason}, and guestctl cannot read {}", u.join(", ")),
+        };
         let mut found: Vec<String> = entries
             .iter()
             .zip(&candidates)
@@ -688,7 +692,7 @@ impl Guestfs {
     }
 }
 
-/// `/dev/sda2 (xfs, label "boot", 64 MiB): unreadable, guestctl cannot read it`, for
+/// `/dev/sda2 (btrfs, label "boot", 64 MiB): unreadable, guestctl cannot read it`, for
 /// [`DefaultMountError::Ambiguous`].
 fn describe_found(
     device: &str,

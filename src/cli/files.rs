@@ -22,7 +22,7 @@ pub(crate) struct Disks {
     /// Mount DEV (as `guestctl filesystems` names it: /dev/sda1) at MOUNTPOINT (default /).
     /// Repeat to build the guest's tree: `-m /dev/sda2 -m /dev/sda1:/boot`. Default: when the
     /// disks hold one operating system, its own mounts from its /etc/fstab; otherwise the only
-    /// readable filesystem there is, unless other devices are unreadable (xfs, btrfs, LUKS,
+    /// readable filesystem there is, unless other devices are unreadable (btrfs, LUKS, ZFS,
     /// ...) and it does not look like a root (no /etc with /usr, /bin, /sbin or /lib, no
     /// /Windows/System32): then guestctl refuses to guess and lists what it found.
     #[arg(short = 'm', long = "mount", value_name = "DEV[:MOUNTPOINT]")]
@@ -63,9 +63,9 @@ impl Disks {
         }
         match tree {
             Ok(tree) => Ok(tree),
-            Err(e @ DefaultMountError::Ambiguous { .. }) => bail!(
-                "{e}; choose with -m DEV[:MOUNTPOINT] (repeatable: -m /dev/sda2 -m /dev/sda1:/boot)"
-            ),
+            Err(e @ DefaultMountError::Ambiguous { .. }) => {
+                bail!("{e}; choose with -m DEV[:MOUNTPOINT] (repeatable)")
+            }
             Err(e) => Err(e.into()),
         }
     }

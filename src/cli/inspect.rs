@@ -16,7 +16,7 @@ use super::ImageOpts;
     for i in farm/*.qcow2; do guestctl inspect --json --no-applications \"$i\"; done\n  \
     guestctl inspect root.vmdk -a data.vmdk         # the disks of one guest (/dev/sda, /dev/sdb)\n\n\
 What cannot be read inside a guest (an unknown fstab device, a BerkeleyDB rpmdb, a damaged\n\
-hive) and every filesystem or volume guestctl cannot read (xfs, btrfs, LUKS, ...) are listed\n\
+hive) and every filesystem or volume guestctl cannot read (btrfs, LUKS, ZFS, ...) are listed\n\
 under warnings. Exit status 1 when an image cannot be opened, or when no operating system is\n\
 found but something could not be read (the warnings go to stderr: one may be there, unseen);\n\
 0 with `[]` only when every device was looked into and none holds an operating system.\n\

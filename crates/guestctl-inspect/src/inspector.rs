@@ -48,7 +48,7 @@ pub struct Candidate {
 /// part of one) there is not seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unreadable {
-    /// What it is: `xfs filesystem`, `crypto_LUKS encrypted volume`, `LVM2 logical volume`.
+    /// What it is: `btrfs filesystem`, `crypto_LUKS encrypted volume`, `LVM2 logical volume`.
     pub what: String,
     /// Why it is not read: `guestctl cannot read it`, or the error opening it gave.
     pub why: String,
@@ -61,7 +61,7 @@ impl std::fmt::Display for Unreadable {
 }
 
 /// The warning for an unreadable device that no operating system found mounts:
-/// `/dev/sda4: xfs filesystem: guestctl cannot read it, an operating system on it is not
+/// `/dev/sda4: btrfs filesystem: guestctl cannot read it, an operating system on it is not
 /// inspected`.
 pub fn unreadable_warning(device: &str, u: &Unreadable) -> String {
     format!("{device}: {u}, an operating system on it is not inspected")
