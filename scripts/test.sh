@@ -35,6 +35,10 @@ want gzip gzip
 want prlimit util-linux
 want tar tar
 want makefs makefs
+want mkfs.xfs xfsprogs
+want mkfs.btrfs btrfs-progs
+want cryptsetup cryptsetup-bin
+want dd coreutils
 
 if [ ${#need_pkgs[@]} -gt 0 ] && [ -z "${SKIP_INSTALL:-}" ]; then
   mapfile -t need_pkgs < <(printf '%s\n' "${need_pkgs[@]}" | sort -u)
