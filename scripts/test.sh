@@ -45,6 +45,9 @@ want db5.3_dump db5.3-util
 # Real CentOS 5-8 Berkeley DB rpmdbs (crates/guestctl-inspect/tests/rpmdb.rs).
 want_file /usr/share/gocode/src/github.com/knqyf263/go-rpmdb/pkg/testdata/centos7-plain/Packages \
   golang-github-knqyf263-go-rpmdb-dev
+want mkfs.btrfs btrfs-progs
+want cryptsetup cryptsetup-bin
+want dd coreutils
 
 if [ ${#need_pkgs[@]} -gt 0 ] && [ -z "${SKIP_INSTALL:-}" ]; then
   mapfile -t need_pkgs < <(printf '%s\n' "${need_pkgs[@]}" | sort -u)

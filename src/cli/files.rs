@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::Args;
 use guestctl::fs::{resolve_path, FileType, Filesystem, Metadata, NodeId, Timestamp};
-use guestctl::Guestfs;
+use guestctl::{DefaultMountError, Guestfs};
 
 use super::ImageOpts;
 
@@ -22,7 +22,9 @@ pub(crate) struct Disks {
     /// Mount DEV (as `guestctl filesystems` names it: /dev/sda1) at MOUNTPOINT (default /).
     /// Repeat to build the guest's tree: `-m /dev/sda2 -m /dev/sda1:/boot`. Default: when the
     /// disks hold one operating system, its own mounts from its /etc/fstab; otherwise the only
-    /// readable filesystem there is.
+    /// readable filesystem there is, unless other devices are unreadable (btrfs, LUKS, ZFS,
+    /// ...) and it does not look like a root (no /etc with /usr, /bin, /sbin or /lib, no
+    /// /Windows/System32): then guestctl refuses to guess and lists what it found.
     #[arg(short = 'm', long = "mount", value_name = "DEV[:MOUNTPOINT]")]
     mount: Vec<String>,
     #[command(flatten)]
@@ -55,30 +57,17 @@ impl Disks {
                 .with_context(|| format!("cannot mount {}", self.mount.join(" ")));
         }
         let mut notes = Vec::new();
-        // One operating system: its own mounts, from its fstab (like virt-ls -i style tools).
-        if let Some((_, tree)) = g.mount_inspected(&mut notes)? {
-            return Ok(tree);
+        let tree = g.mount_default(&mut notes);
+        for n in &notes {
+            eprintln!("guestctl: note: {n}");
         }
-        let all = g.list_filesystems(&mut notes)?;
-        let readable: Vec<_> = all.iter().filter(|f| f.readable).collect();
-        let list = |l: &mut dyn Iterator<Item = &guestctl::FilesystemEntry>| {
-            l.map(|f| format!("{} ({})", f.device, f.fs_type))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let dev = match readable.as_slice() {
-            [one] => one.device.clone(),
-            [] => bail!(
-                "no readable filesystem found; found: {}",
-                list(&mut all.iter())
-            ),
-            many => bail!(
-                "several filesystems: choose with -m DEV[:MOUNTPOINT]: {}",
-                list(&mut many.iter().copied())
-            ),
-        };
-        g.mount_ro(&dev)
-            .with_context(|| format!("cannot open the filesystem on {dev}"))
+        match tree {
+            Ok(tree) => Ok(tree),
+            Err(e @ DefaultMountError::Ambiguous { .. }) => {
+                bail!("{e}; choose with -m DEV[:MOUNTPOINT] (repeatable)")
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -117,8 +106,13 @@ pub fn filesystems(a: FilesystemsArgs) -> anyhow::Result<()> {
         for f in list {
             writeln!(
                 out,
-                "{:<12} {:<12} {:>14} {:<38} {}",
-                f.device, f.fs_type, f.size, f.uuid, f.label
+                "{:<12} {:<12} {:<10} {:>14} {:<38} {}",
+                f.device,
+                f.fs_type,
+                if f.readable { "readable" } else { "unreadable" },
+                f.size,
+                f.uuid,
+                f.label
             )?;
         }
     }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use guestctl::ImageInfo;
+use guestctl::{human_size as human, ImageInfo};
 
 use super::ImageOpts;
 
@@ -72,21 +72,5 @@ fn print_one(i: &ImageInfo) {
                 other => println!("    {k}: {other}"),
             }
         }
-    }
-}
-
-/// Sizes as qemu-img prints them (KiB, MiB, ...).
-fn human(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.3} {}", UNITS[u]).replace(".000 ", " ")
     }
 }

@@ -16,7 +16,10 @@ use super::ImageOpts;
     for i in farm/*.qcow2; do guestctl inspect --json --no-applications \"$i\"; done\n  \
     guestctl inspect root.vmdk -a data.vmdk         # the disks of one guest (/dev/sda, /dev/sdb)\n\n\
 What cannot be read inside a guest (an unknown fstab device, a damaged rpmdb page, a damaged\n\
-hive) is listed under warnings; inspection itself only fails when an image cannot be opened.\n\
+hive) and every filesystem or volume guestctl cannot read (btrfs, LUKS, ZFS, ...) are listed\n\
+under warnings. Exit status 1 when an image cannot be opened, or when no operating system is\n\
+found but something could not be read (the warnings go to stderr: one may be there, unseen);\n\
+0 with `[]` only when every device was looked into and none holds an operating system.\n\
 The JSON keys are virt-inspector's element names; docs/INSPECT.md lists them.")]
 pub struct InspectArgs {
     /// The disk image.
@@ -47,10 +50,16 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<()> {
     let opts = InspectOptions {
         applications: !a.no_applications,
     };
-    let oses = g.inspect_os(&opts, &mut notes)?;
+    let found = g.inspect_disks(&opts, &mut notes)?;
     for n in &notes {
         eprintln!("guestctl: note: {n}");
     }
+    if found.oses.is_empty() {
+        for w in found.warnings() {
+            eprintln!("guestctl: warning: {w}");
+        }
+    }
+    let oses = found.into_oses()?;
     let mut out = std::io::stdout().lock();
     if a.json {
         serde_json::to_writer_pretty(&mut out, &oses)?;

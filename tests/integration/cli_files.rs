@@ -384,4 +384,278 @@ fn lvm_logical_volumes_are_devices() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!out.stdout.is_empty());
+    // No OS, but the thin LVs cannot be opened: one may be there, so inspect fails naming them.
+    let out = guestctl(&["inspect", "--json", i]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for lv in ["/dev/fixvg/thin", "/dev/fixvg/pool"] {
+        assert!(
+            err.contains(&format!(
+                "warning: {lv}: LVM2 logical volume: guestctl cannot open it"
+            )),
+            "{err}"
+        );
+    }
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs guestctl, asserts it fails with exit 1 and prints nothing on stdout; its stderr.
+fn fails(args: &[&str]) -> String {
+    let out = guestctl(args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+    assert!(
+        out.stdout.is_empty(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    err
+}
+
+/// `guestctl filesystems --json`'s `{device: readable}`.
+fn readable_flags(img: &str) -> Vec<(String, String, bool)> {
+    let out = guestctl(&["filesystems", "--json", img]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    list.as_array()
+        .expect("array")
+        .iter()
+        .map(|f| {
+            (
+                f["device"].as_str().expect("device").to_string(),
+                f["type"].as_str().expect("type").to_string(),
+                f["readable"].as_bool().expect("readable"),
+            )
+        })
+        .collect()
+}
+
+/// The RHEL-family layout (GPT: an empty ESP, then /boot and / on a filesystem guestctl does
+/// not read, made on files and copied in with dd), with btrfs since XFS is read now
+/// (inspect_linux.rs has the same layout on XFS, found). `inspect` must say what it cannot
+/// read and fail (before, it printed `[]` and exited 0), and the file commands must refuse to
+/// take the ESP for the guest (`ls` printed nothing and exited 0).
+#[test]
+fn esp_beside_unreadable_boot_and_root_is_refused_not_silently_empty() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let esp = support::mkfs_file(d, "esp", 16, "mkfs.vfat", &["-n", "ESP"]);
+    let boot = support::mkfs_file(d, "boot", 120, "mkfs.btrfs", &["-q", "-f", "-L", "boot"]);
+    let root = support::mkfs_file(d, "root", 128, "mkfs.btrfs", &["-q", "-f", "-L", "root"]);
+    let img = support::gpt_disk(
+        d,
+        "rhel.img",
+        &[(&esp, "EF00"), (&boot, "8300"), (&root, "8300")],
+    );
+    let i = img.to_str().expect("u");
+
+    assert_eq!(
+        readable_flags(i),
+        [
+            ("/dev/sda1".into(), "vfat".into(), true),
+            ("/dev/sda2".into(), "btrfs".into(), false),
+            ("/dev/sda3".into(), "btrfs".into(), false),
+        ]
+    );
+    let out = guestctl(&["filesystems", i]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let marks: Vec<&str> = text
+        .lines()
+        .map(|l| l.split_whitespace().nth(2).expect("column"))
+        .collect();
+    assert_eq!(marks, ["readable", "unreadable", "unreadable"], "{text}");
+
+    for json in [true, false] {
+        let args: &[&str] = if json {
+            &["inspect", "--json", i]
+        } else {
+            &["inspect", i]
+        };
+        let err = fails(args);
+        for dev in ["/dev/sda2", "/dev/sda3"] {
+            assert!(
+                err.contains(&format!(
+                    "warning: {dev}: btrfs filesystem: guestctl cannot read it, an operating \
+                     system on it is not inspected"
+                )),
+                "{err}"
+            );
+        }
+        assert!(err.contains("error: no operating system found"), "{err}");
+        assert!(!err.contains("/dev/sda1"), "the ESP is read: {err}");
+    }
+
+    for cmd in [
+        &["ls", i, "/"][..],
+        &["cat", i, "/etc/os-release"],
+        &["checksum", "-R", i, "/"],
+    ] {
+        let err = fails(cmd);
+        for want in [
+            "refusing to guess",
+            "/dev/sda1 (vfat, label \"ESP\", 16 MiB): readable, not a root filesystem",
+            "/dev/sda2 (btrfs, label \"boot\", 120 MiB): unreadable, guestctl cannot read it",
+            "/dev/sda3 (btrfs, label \"root\", 128 MiB): unreadable, guestctl cannot read it",
+            "-m DEV[:MOUNTPOINT]",
+        ] {
+            assert!(err.contains(want), "{cmd:?}: no {want:?} in {err}");
+        }
+        assert_eq!(err.lines().count(), 1, "one error line: {err}");
+    }
+    // Chosen explicitly, the ESP is listed (empty).
+    let out = guestctl(&["ls", "-m", "/dev/sda1", i, "/"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// btrfs (which guestctl does not read) alone, in a GPT partition and on a whole disk:
+/// inspect fails naming it, ls refuses for lack of anything readable.
+#[test]
+fn btrfs_only_disks_are_reported() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let fs = support::mkfs_file(d, "btrfs", 120, "mkfs.btrfs", &["-q", "-f", "-L", "data"]);
+    let part = support::gpt_disk(d, "gpt.img", &[(&fs, "8300")]);
+    for (img, dev) in [(&part, "/dev/sda1"), (&fs, "/dev/sda")] {
+        let i = img.to_str().expect("u");
+        assert_eq!(readable_flags(i), [(dev.into(), "btrfs".into(), false)]);
+        let err = fails(&["inspect", "--json", i]);
+        assert!(
+            err.contains(&format!(
+                "warning: {dev}: btrfs filesystem: guestctl cannot read it"
+            )),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("cannot read {dev} (btrfs filesystem)")),
+            "{err}"
+        );
+        let err = fails(&["ls", i, "/"]);
+        assert!(
+            err.contains("no filesystem guestctl can read")
+                && err.contains(&format!(
+                    "{dev} (btrfs, label \"data\", 120 MiB): unreadable"
+                )),
+            "{err}"
+        );
+    }
+}
+
+/// A LUKS volume (cryptsetup luksFormat on a file) beside a FAT data partition with files:
+/// the FAT is no root, so ls refuses to guess rather than show it as the guest; with -m it is
+/// listed. The LUKS volume is named by inspect.
+#[test]
+fn luks_beside_a_data_partition_makes_ls_refuse() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let fat = support::mkfs_file(d, "fat", 8, "mkfs.vfat", &["-n", "DATA"]);
+    std::fs::write(d.join("notes.txt"), b"hello\n").expect("w");
+    run(
+        "mcopy",
+        &["-i", fat.to_str().expect("u"), "notes.txt", "::/notes.txt"],
+        d,
+    );
+    let luks = support::luks_file(d, "luks", 4);
+    let img = support::gpt_disk(d, "disk.img", &[(&fat, "0700"), (&luks, "8309")]);
+    let i = img.to_str().expect("u");
+    assert_eq!(
+        readable_flags(i),
+        [
+            ("/dev/sda1".into(), "vfat".into(), true),
+            ("/dev/sda2".into(), "crypto_LUKS".into(), false),
+        ]
+    );
+    let err = fails(&["inspect", i]);
+    assert!(
+        err.contains("warning: /dev/sda2: crypto_LUKS encrypted volume: guestctl cannot read it"),
+        "{err}"
+    );
+    let err = fails(&["cat", i, "/notes.txt"]);
+    assert!(
+        err.contains("/dev/sda1 (vfat, label \"DATA\", 8 MiB): readable, not a root filesystem")
+            && err.contains("/dev/sda2 (crypto_LUKS, 4 MiB): unreadable"),
+        "{err}"
+    );
+    let out = guestctl(&["cat", "-m", "/dev/sda1", i, "/notes.txt"]);
+    assert_eq!(out.stdout, b"hello\n", "{}", stderr(&out));
+}
+
+/// A bare FAT image (no partition table, no OS) with files: the only filesystem, nothing
+/// unreadable, so the file commands use it as before; inspect finds no OS and says `[]`.
+#[test]
+fn bare_fat_image_with_files_keeps_working() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let fat = support::mkfs_file(d, "fat.img", 8, "mkfs.vfat", &["-n", "USB"]);
+    std::fs::create_dir_all(d.join("docs")).expect("mkdir");
+    std::fs::write(d.join("docs/a.txt"), b"alpha\n").expect("w");
+    run(
+        "mcopy",
+        &["-s", "-i", fat.to_str().expect("u"), "docs", "::/docs"],
+        d,
+    );
+    let i = fat.to_str().expect("u");
+    let out = guestctl(&["ls", "-R", i, "/"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "/docs\n/docs/a.txt\n");
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    let out = guestctl(&["cat", i, "/docs/a.txt"]);
+    assert_eq!(out.stdout, b"alpha\n");
+    let out = guestctl(&["inspect", "--json", i]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+}
+
+/// A lone readable filesystem that looks like a root (`/etc` and `/usr`, no OS markers)
+/// beside an unreadable btrfs is used, and the btrfs is named in a note.
+#[test]
+fn plausible_root_beside_unreadable_is_used() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let src = d.join("src");
+    std::fs::create_dir_all(src.join("usr")).expect("mkdir");
+    std::fs::create_dir_all(src.join("etc")).expect("mkdir");
+    std::fs::write(src.join("etc/motd"), b"hi\n").expect("w");
+    let sd = src.to_str().expect("u");
+    let ext = support::mkfs_file(d, "ext", 8, "mkfs.ext4", &["-q", "-F", "-d", sd]);
+    let btrfs = support::mkfs_file(d, "btrfs", 120, "mkfs.btrfs", &["-q", "-f"]);
+    let img = support::gpt_disk(d, "disk.img", &[(&ext, "8300"), (&btrfs, "8300")]);
+    let i = img.to_str().expect("u");
+    let out = guestctl(&["cat", i, "/etc/motd"]);
+    assert_eq!(out.stdout, b"hi\n", "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("note: /dev/sda2: btrfs filesystem: guestctl cannot read it, left out"),
+        "{err}"
+    );
+}
+
+/// A FreeBSD-ZFS partition (no ZFS tools here: its four vdev labels carry one uberblock each,
+/// the magic 0x00bab10c at the start of a ring slot, which is what blkid and guestctl look
+/// for) is named by inspect as a ZFS pool device it cannot read.
+#[test]
+fn zfs_pool_device_is_reported() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let size = 8usize << 20;
+    let mut part = vec![0u8; size];
+    for label in [0, 256 << 10, size - (512 << 10), size - (256 << 10)] {
+        let at = label + (128 << 10) + 3 * 1024;
+        part[at..at + 8].copy_from_slice(&0x00ba_b10c_u64.to_le_bytes());
+    }
+    let zfs = d.join("zfs");
+    std::fs::write(&zfs, &part).expect("w");
+    let img = support::gpt_disk(d, "disk.img", &[(&zfs, "a504")]);
+    let i = img.to_str().expect("u");
+    assert_eq!(
+        readable_flags(i),
+        [("/dev/sda1".into(), "zfs_member".into(), false)]
+    );
+    let err = fails(&["inspect", i]);
+    assert!(
+        err.contains("warning: /dev/sda1: zfs_member pool device: guestctl cannot read it"),
+        "{err}"
+    );
 }

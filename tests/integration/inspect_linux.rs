@@ -75,6 +75,13 @@ fn write(root: &Path, path: &str, data: &[u8]) {
     std::fs::write(p, data).expect("write");
 }
 
+/// A guest's /etc/os-release, /etc/hostname and /etc/fstab under `root`.
+fn guest_etc(root: &Path, os_release: &[u8], hostname: &[u8], fstab: &[u8]) {
+    write(root, "etc/os-release", os_release);
+    write(root, "etc/hostname", hostname);
+    write(root, "etc/fstab", fstab);
+}
+
 /// The host's own shell: a real ELF binary whose architecture `uname -m` names.
 fn host_elf(root: &Path) {
     let dst = root.join("bin");
@@ -284,6 +291,135 @@ fn no_operating_system_is_not_an_error() {
     let out = guestctl(&["inspect", "--json", img.to_str().expect("u")]);
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+}
+
+/// A GPT disk with no partitions (sgdisk -o), and one whose only partition holds nothing
+/// recognised (zeros, as after `wipefs`): nothing to read, nothing unreadable, so inspect says
+/// `[]` (text: "no operating system found") and exits 0, like before; the file commands fail
+/// for lack of a filesystem.
+#[test]
+fn empty_gpt_disks_are_no_operating_system() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let zeros = d.join("zeros");
+    std::fs::File::create(&zeros)
+        .expect("c")
+        .set_len(4 << 20)
+        .expect("len");
+    let empty = support::gpt_disk(d, "empty.img", &[]);
+    let wiped = support::gpt_disk(d, "wiped.img", &[(&zeros, "8300")]);
+    for img in [&empty, &wiped] {
+        let i = img.to_str().expect("u");
+        let out = guestctl(&["inspect", "--json", i]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = guestctl(&["inspect", i]);
+        assert!(out.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "no operating system found\n"
+        );
+        let out = guestctl(&["ls", i, "/"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("no filesystem guestctl can read"));
+    }
+}
+
+/// A Linux guest on ext4 whose fstab mounts /home from a btrfs partition (by UUID), beside a
+/// LUKS volume its fstab does not name. Inspection finds the OS and warns about both (the
+/// btrfs with its mountpoint); the file commands use the ext4 root and note what they left
+/// out.
+#[test]
+fn linux_root_beside_unreadable_btrfs_and_luks() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let root = d.join("root");
+    host_elf(&root);
+    std::fs::create_dir_all(root.join("home")).expect("mkdir");
+    guest_etc(
+        &root,
+        b"NAME=\"Fedora Linux\"\nID=fedora\nVERSION_ID=39\n",
+        b"mixed.invalid\n",
+        b"UUID=01234567-0123-0123-0123-0123456789ab / ext4 defaults 0 1\n\
+          UUID=89abcdef-0123-0123-0123-0123456789ab /home btrfs subvol=home 0 0\n",
+    );
+    let ext = support::mkfs_file(
+        d,
+        "root.ext4",
+        16,
+        "mkfs.ext4",
+        &[
+            "-q",
+            "-F",
+            "-U",
+            "01234567-0123-0123-0123-0123456789ab",
+            "-d",
+            root.to_str().expect("u"),
+        ],
+    );
+    let btrfs = support::mkfs_file(
+        d,
+        "home.btrfs",
+        120,
+        "mkfs.btrfs",
+        &["-q", "-f", "-U", "89abcdef-0123-0123-0123-0123456789ab"],
+    );
+    let luks = support::luks_file(d, "vault", 4);
+    let img = support::gpt_disk(
+        d,
+        "disk.img",
+        &[(&ext, "8300"), (&btrfs, "8302"), (&luks, "8309")],
+    );
+    let os = inspect_json(&img);
+    assert_eq!(os["root"], "/dev/sda1");
+    assert_eq!(os["distro"], "fedora");
+    assert_eq!(os["mountpoints"]["/home"], "/dev/sda2");
+    let warnings: Vec<&str> = os["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .map(|w| w.as_str().expect("w"))
+        .filter(|w| !w.starts_with("applications:"))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "/dev/sda2: btrfs filesystem: guestctl cannot read it, the files under /home are \
+             not inspected",
+            "/dev/sda3: crypto_LUKS encrypted volume: guestctl cannot read it, an operating \
+             system on it is not inspected",
+        ],
+        "{os:#}"
+    );
+
+    let i = img.to_str().expect("u");
+    let out = guestctl(&["cat", i, "/etc/hostname"]);
+    assert_eq!(out.stdout, b"mixed.invalid\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "note: /dev/sda2 on /home: btrfs filesystem: guestctl cannot read it, left out"
+        ) && err.contains(
+            "note: /dev/sda3: crypto_LUKS encrypted volume: guestctl cannot read it, left out"
+        ),
+        "{err}"
+    );
+    let out = guestctl(&["ls", i, "/"]);
+    assert!(out.status.success());
+    let names = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        names.lines().any(|l| l == "etc") && names.lines().any(|l| l == "home"),
+        "{names}"
+    );
 }
 
 /// A Fedora-33-like guest whose rpmdb.sqlite is libguestfs's Fedora dump loaded with sqlite3;
@@ -555,4 +691,80 @@ fn malformed_guest_files_give_warnings_not_errors() {
     assert!(has("line 2"), "malformed fstab line: {w:#?}");
     assert!(has("rpmdb.sqlite"), "{w:#?}");
     assert!(os["applications"].as_array().expect("apps").is_empty());
+}
+
+/// The RHEL-family layout that inspected as `[]` before XFS was read: GPT with an empty ESP,
+/// an XFS /boot and an XFS / (mkfs.xfs -p from host trees, copied in with dd), fstab by UUID.
+/// Now the OS is found with its three mounts and no warning about any of its filesystems,
+/// and the file commands see its tree.
+#[test]
+fn rhel_like_guest_on_xfs_with_an_esp() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let (root, boot) = (d.join("root"), d.join("boot"));
+    host_elf(&root);
+    for m in ["boot", "usr/lib"] {
+        std::fs::create_dir_all(root.join(m)).expect("mkdir");
+    }
+    std::fs::create_dir_all(boot.join("efi")).expect("mkdir");
+    guest_etc(
+        &root,
+        b"NAME=\"Red Hat Enterprise Linux\"\nID=\"rhel\"\nVERSION_ID=\"9.4\"\n",
+        b"rhel9.invalid\n",
+        b"UUID=11111111-2222-3333-4444-555555555555 / xfs defaults 0 0\n\
+          UUID=66666666-7777-8888-9999-000000000000 /boot xfs defaults 0 0\n\
+          UUID=ABCD-1234 /boot/efi vfat umask=0077 0 2\n",
+    );
+    write(
+        &boot,
+        "vmlinuz-5.14.0-427.el9.x86_64",
+        b"not really a kernel",
+    );
+    let xfs = |name: &str, src: &Path, uuid: &str| {
+        let proto = d.join(format!("{name}.proto"));
+        std::fs::write(&proto, support::xfs_proto(src)).expect("proto");
+        let p = proto.to_str().expect("u").to_string();
+        support::mkfs_file(
+            d,
+            name,
+            32,
+            "mkfs.xfs",
+            &["-q", "-f", "-m", &format!("uuid={uuid}"), "-p", &p],
+        )
+    };
+    let esp = support::mkfs_file(d, "esp", 16, "mkfs.vfat", &["-i", "ABCD1234"]);
+    let boot = xfs("boot.xfs", &boot, "66666666-7777-8888-9999-000000000000");
+    let root = xfs("root.xfs", &root, "11111111-2222-3333-4444-555555555555");
+    let img = support::gpt_disk(
+        d,
+        "rhel.img",
+        &[(&esp, "EF00"), (&boot, "8300"), (&root, "8300")],
+    );
+    let os = inspect_json(&img);
+    assert_eq!(os["root"], "/dev/sda3");
+    assert_eq!(os["distro"], "rhel");
+    assert_eq!(
+        (os["major_version"].as_u64(), os["minor_version"].as_u64()),
+        (Some(9), Some(4))
+    );
+    assert_eq!(os["hostname"], "rhel9.invalid");
+    assert_eq!(os["mountpoints"]["/boot"], "/dev/sda2");
+    assert_eq!(os["mountpoints"]["/boot/efi"], "/dev/sda1");
+    let warnings = os["warnings"].as_array().expect("warnings");
+    assert!(
+        warnings
+            .iter()
+            .all(|w| !w.as_str().expect("w").contains("/dev/sda")),
+        "{os:#}"
+    );
+    let out = guestctl(&["ls", img.to_str().expect("u"), "/boot"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "efi\nvmlinuz-5.14.0-427.el9.x86_64\n"
+    );
 }

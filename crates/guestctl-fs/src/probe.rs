@@ -7,7 +7,7 @@ use guestctl_block::BlockDevice;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
     /// `ext2`/`ext3`/`ext4`, `vfat`, `exfat`, `ntfs`, `xfs`, `btrfs`, `swap`, `LVM2_member`,
-    /// `crypto_LUKS`, `iso9660`, `ufs`.
+    /// `crypto_LUKS`, `iso9660`, `ufs`, `zfs_member` (blkid's names).
     pub fs_type: String,
     /// Volume label ("" when none).
     pub label: String,
@@ -161,7 +161,43 @@ pub fn probe(dev: &dyn BlockDevice) -> Option<Probe> {
             return p("iso9660", text(&b[40..72]), String::new(), false);
         }
     }
+    if zfs_uberblocks(dev) >= ZFS_WANT {
+        return p("zfs_member", String::new(), String::new(), false);
+    }
     None
+}
+
+/// A ZFS vdev label's size: two labels at the start of a device, two at its end.
+const ZFS_LABEL: u64 = 256 << 10;
+/// The uberblock ring of a label: its second half.
+const ZFS_RING: u64 = 128 << 10;
+/// An uberblock's magic, in the pool's byte order.
+const ZFS_UBERBLOCK_MAGIC: u64 = 0x00ba_b10c;
+/// How many uberblocks make a ZFS member, as blkid counts them (over the four labels).
+const ZFS_WANT: usize = 4;
+
+/// The uberblocks found in the rings of the four vdev labels of `dev` (slots of 1 KiB, the
+/// smallest; larger ashifts use every 2nd, 4th, ... slot).
+fn zfs_uberblocks(dev: &dyn BlockDevice) -> usize {
+    let size = dev.size();
+    if size < 4 * ZFS_LABEL {
+        return 0;
+    }
+    let end = (size & !(ZFS_LABEL - 1)) - 2 * ZFS_LABEL;
+    [0, ZFS_LABEL, end, end + ZFS_LABEL]
+        .iter()
+        .filter_map(|label| read(dev, label + ZFS_RING, ZFS_RING as usize))
+        .map(|ring| {
+            ring.chunks_exact(1024)
+                .filter(|slot| {
+                    let mut m = [0u8; 8];
+                    m.copy_from_slice(&slot[..8]);
+                    u64::from_le_bytes(m) == ZFS_UBERBLOCK_MAGIC
+                        || u64::from_be_bytes(m) == ZFS_UBERBLOCK_MAGIC
+                })
+                .count()
+        })
+        .sum()
 }
 
 /// An LVM UUID as blkid and the LVM tools print it: 32 characters in groups of 6-4-4-4-4-4-6.
@@ -179,4 +215,70 @@ fn lvm_uuid(raw: &str) -> String {
         at += n;
     }
     out
+}
+
+/// What a probed type is, for messages: `btrfs filesystem`, `crypto_LUKS encrypted volume`,
+/// `LVM2_member physical volume`, `swap area`.
+pub fn describe(fs_type: &str) -> String {
+    match fs_type {
+        "crypto_LUKS" => format!("{fs_type} encrypted volume"),
+        "LVM2_member" => format!("{fs_type} physical volume"),
+        "zfs_member" => format!("{fs_type} pool device"),
+        "swap" => "swap area".into(),
+        _ => format!("{fs_type} filesystem"),
+    }
+}
+
+/// Whether a device probed as `fs_type` holds files guestctl cannot read, so an operating
+/// system (or part of one) may be there unseen: every type that is not `readable` except swap
+/// (no files) and LVM2 physical volumes (their logical volumes are devices of their own).
+/// Unrecognised content ([`probe`] returned `None`) is not such a device.
+pub fn hides_files(fs_type: &str, readable: bool) -> bool {
+    !readable && !matches!(fs_type, "swap" | "LVM2_member")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_counts_as_hidden_files() {
+        assert!(hides_files("xfs", false));
+        assert!(hides_files("btrfs", false));
+        assert!(hides_files("crypto_LUKS", false));
+        assert!(hides_files("iso9660", false));
+        assert!(!hides_files("ext4", true));
+        assert!(!hides_files("swap", false));
+        assert!(!hides_files("LVM2_member", false));
+        assert_eq!(describe("xfs"), "xfs filesystem");
+        assert_eq!(describe("crypto_LUKS"), "crypto_LUKS encrypted volume");
+    }
+
+    /// ZFS labels with uberblocks (the magic at the start of ring slots, either byte order)
+    /// probe as `zfs_member`; fewer than blkid's four do not.
+    #[test]
+    fn zfs_member_by_uberblocks() {
+        let size = 4 << 20;
+        let mut disk = vec![0u8; size];
+        let put = |disk: &mut Vec<u8>, label: usize, slot: usize, be: bool| {
+            let at = label + ZFS_RING as usize + slot * 1024;
+            let m = if be {
+                ZFS_UBERBLOCK_MAGIC.to_be_bytes()
+            } else {
+                ZFS_UBERBLOCK_MAGIC.to_le_bytes()
+            };
+            disk[at..at + 8].copy_from_slice(&m);
+        };
+        let labels = [0, 256 << 10, size - (512 << 10), size - (256 << 10)];
+        for l in &labels[..3] {
+            put(&mut disk, *l, 5, false);
+        }
+        let dev = guestctl_block::MemoryDevice::new(disk.clone());
+        assert_eq!(probe(&dev), None, "three uberblocks are not enough");
+        put(&mut disk, labels[3], 9, true);
+        let dev = guestctl_block::MemoryDevice::new(disk);
+        let got = probe(&dev).expect("zfs");
+        assert_eq!((got.fs_type.as_str(), got.readable), ("zfs_member", false));
+        assert!(hides_files(&got.fs_type, got.readable));
+    }
 }

@@ -37,6 +37,34 @@ pub struct Candidate {
     pub part_start: Option<u64>,
     /// The BSD disklabel letter (`a`, `d`, ...) of a partition found in a disklabel.
     pub bsd_partition: String,
+    /// Set when something that may hold files is here and guestctl cannot read it (a
+    /// filesystem type without a reader, an encrypted volume, an LVM volume of a kind not
+    /// mapped, a filesystem that failed to open); `fs` is then `None`. Swap, LVM physical
+    /// volumes and unrecognised content leave it `None`.
+    pub unreadable: Option<Unreadable>,
+}
+
+/// Something found on the disks that guestctl cannot look into, so an operating system (or
+/// part of one) there is not seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// What it is: `btrfs filesystem`, `crypto_LUKS encrypted volume`, `LVM2 logical volume`.
+    pub what: String,
+    /// Why it is not read: `guestctl cannot read it`, or the error opening it gave.
+    pub why: String,
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.what, self.why)
+    }
+}
+
+/// The warning for an unreadable device that no operating system found mounts:
+/// `/dev/sda4: btrfs filesystem: guestctl cannot read it, an operating system on it is not
+/// inspected`.
+pub fn unreadable_warning(device: &str, u: &Unreadable) -> String {
+    format!("{device}: {u}, an operating system on it is not inspected")
 }
 
 /// What to collect.
@@ -53,7 +81,24 @@ impl Default for InspectOptions {
 }
 
 /// Every operating system whose root filesystem is among `candidates`, in device order.
+/// Each one's `warnings` name every unreadable candidate ([`Candidate::unreadable`]): the ones
+/// its fstab mounts say so with their mountpoint, the others with [`unreadable_warning`].
 pub fn inspect(candidates: &[Candidate], opts: &InspectOptions) -> Vec<OsInfo> {
+    let mut out = find_roots(candidates, opts);
+    for os in &mut out {
+        for c in candidates {
+            if os.mountpoints.values().any(|d| *d == c.device) {
+                continue;
+            }
+            if let Some(u) = &c.unreadable {
+                os.warnings.push(unreadable_warning(&c.device, u));
+            }
+        }
+    }
+    out
+}
+
+fn find_roots(candidates: &[Candidate], opts: &InspectOptions) -> Vec<OsInfo> {
     let mut out = Vec::new();
     for c in candidates {
         let Some(fs) = &c.fs else { continue };
@@ -125,6 +170,20 @@ pub(crate) fn read_file(
     }
     buf.truncate(done);
     Some(buf)
+}
+
+/// Whether `fs` looks like the root of an operating system's tree, for choosing a filesystem
+/// when inspection found no OS: a directory `/etc` and at least one of the directories `/usr`,
+/// `/bin`, `/sbin`, `/lib` (an empty `/usr` mountpoint counts; symlinks are followed inside
+/// the guest), or a Windows `/Windows` (or `/WINNT`) directory holding `System32`, in any
+/// case. Every root [`inspect`] recognises is one. A separate `/boot`, `/home`, `/var` or
+/// `/usr` filesystem, an EFI system partition and a data disk are not.
+pub fn plausible_root(fs: &dyn Filesystem) -> bool {
+    (is_dir(fs, "/etc")
+        && ["/usr", "/bin", "/sbin", "/lib"]
+            .iter()
+            .any(|d| is_dir(fs, d)))
+        || crate::windows_os::has_system32(fs)
 }
 
 fn is_linux_root(fs: &dyn Filesystem) -> bool {
@@ -661,10 +720,16 @@ fn mount_fstab(
                     w.push(format!("cannot mount {} on {}: {err}", c.device, e.file));
                 }
             }
-            None => w.push(format!(
-                "{} ({}) on {}: guestctl cannot read this filesystem type",
-                c.device, c.fs_type, e.file
-            )),
+            None => w.push(match &c.unreadable {
+                Some(u) => format!(
+                    "{}: {u}, the files under {} are not inspected",
+                    c.device, e.file
+                ),
+                None => format!(
+                    "{} ({}) on {}: guestctl cannot read this filesystem type",
+                    c.device, c.fs_type, e.file
+                ),
+            }),
         }
     }
     tree

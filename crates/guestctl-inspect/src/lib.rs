@@ -25,7 +25,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-pub use inspector::{inspect, Candidate, InspectOptions};
+pub use inspector::{
+    inspect, plausible_root, unreadable_warning, Candidate, InspectOptions, Unreadable,
+};
 
 /// One installed application, with virt-inspector's `<application>` fields.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

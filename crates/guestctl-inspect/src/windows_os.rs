@@ -24,6 +24,16 @@ fn find_entry(
         .map(|e| (String::from_utf8_lossy(&e.name).into_owned(), e.node))
 }
 
+/// Whether `/Windows` or `/WINNT` (any case) holds a `System32` directory.
+pub(crate) fn has_system32(fs: &dyn Filesystem) -> bool {
+    ["Windows", "WINNT"].iter().any(|name| {
+        find_entry(fs, fs.root(), name)
+            .and_then(|(_, node)| find_entry(fs, node, "System32"))
+            .and_then(|(_, sys32)| fs.metadata(sys32).ok())
+            .is_some_and(|m| m.file_type == FileType::Directory)
+    })
+}
+
 /// `/Windows` or `/WINNT` (as spelled on disk) when it holds `System32/config`.
 pub(crate) fn systemroot(fs: &dyn Filesystem) -> Option<String> {
     for name in ["Windows", "WINNT"] {

@@ -176,9 +176,12 @@ pub fn assert_same_as_raw(dev: &dyn BlockDevice, raw: &Path, what: &str) {
 
 /// Runs `cmd args` in `dir`; panics (with stderr) unless it succeeds.
 pub fn run(cmd: &str, args: &[&str], dir: &Path) -> Output {
-    let o = Command::new(cmd)
-        .args(args)
-        .current_dir(dir)
+    run_command(Command::new(cmd).args(args).current_dir(dir), cmd, args)
+}
+
+/// Runs `c` (which is `cmd args`); panics (with stderr) unless it succeeds.
+fn run_command(c: &mut Command, cmd: &str, args: &[&str]) -> Output {
+    let o = c
         .output()
         .unwrap_or_else(|e| panic!("{cmd} must be installed (scripts/test.sh installs it): {e}"));
     assert!(
@@ -221,4 +224,125 @@ pub fn sfdisk(img: &Path, script: &str) {
         c.wait().expect("wait").success(),
         "sfdisk failed on {script}"
     );
+}
+
+/// A sparse file of `mib` MiB in `dir`, formatted by `cmd ARGS FILE` (mkfs.xfs, mkfs.btrfs,
+/// mkfs.vfat, mkfs.ext4 ...). mkfs.xfs refuses filesystems under 300 MB unless it believes it
+/// runs under xfstests: the variables it checks are set.
+pub fn mkfs_file(dir: &Path, name: &str, mib: u64, cmd: &str, args: &[&str]) -> PathBuf {
+    let f = dir.join(name);
+    File::create(&f)
+        .expect("create")
+        .set_len(mib << 20)
+        .expect("set_len");
+    run_command(
+        Command::new(cmd)
+            .args(args)
+            .arg(&f)
+            .env("QA_CHECK_FS", "1")
+            .env("TEST_DIR", "1")
+            .env("TEST_DEV", "1")
+            .current_dir(dir),
+        cmd,
+        args,
+    );
+    f
+}
+
+/// A LUKS1 volume of `mib` MiB in `dir` made by `cryptsetup luksFormat` on a file (fast
+/// pbkdf2, passphrase `pw`): what guestctl finds and cannot read without a key.
+pub fn luks_file(dir: &Path, name: &str, mib: u64) -> PathBuf {
+    let key = dir.join(format!("{name}.key"));
+    std::fs::write(&key, b"pw").expect("key");
+    let key = format!("--key-file={}", key.display());
+    mkfs_file(
+        dir,
+        name,
+        mib,
+        "cryptsetup",
+        &[
+            "luksFormat",
+            "-q",
+            "--type",
+            "luks1",
+            "--pbkdf-force-iterations",
+            "1000",
+            &key,
+        ],
+    )
+}
+
+/// A GPT disk `name` in `dir` made by `sgdisk` on a sparse file: partition N (from 1) is
+/// `parts[N-1]`'s file, copied in with `dd conv=notrunc`, with that sgdisk type code (`EF00`
+/// ESP, `8300` Linux, `8309` LUKS, ...), each starting on a MiB boundary. No parts: an empty
+/// table.
+pub fn gpt_disk(dir: &Path, name: &str, parts: &[(&Path, &str)]) -> PathBuf {
+    let mib = |p: &Path| std::fs::metadata(p).expect("part").len().div_ceil(1 << 20);
+    let total: u64 = parts.iter().map(|(p, _)| mib(p)).sum::<u64>() + 2;
+    let img = dir.join(name);
+    File::create(&img)
+        .expect("create")
+        .set_len(total << 20)
+        .expect("set_len");
+    let mut args = vec!["-o".to_string()];
+    let mut start = 1u64;
+    for (i, (p, code)) in parts.iter().enumerate() {
+        let n = i + 1;
+        let end = ((start + mib(p)) << 11) - 1;
+        args.push(format!("-n{n}:{}:{end}", start << 11));
+        args.push(format!("-t{n}:{code}"));
+        start += mib(p);
+    }
+    args.push(img.to_str().expect("utf8").to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run("sgdisk", &args, dir);
+    let mut start = 1u64;
+    for (p, _) in parts {
+        let seek = format!("seek={start}");
+        let (i, o) = (
+            format!("if={}", p.display()),
+            format!("of={}", img.display()),
+        );
+        run(
+            "dd",
+            &[&i, &o, "bs=1M", &seek, "conv=notrunc,sparse", "status=none"],
+            dir,
+        );
+        start += mib(p);
+    }
+    img
+}
+
+/// An mkfs.xfs prototype file (`mkfs.xfs -p`) describing the host tree `src`: directories,
+/// regular files (their contents read from `src`) and symlinks, with their permission bits,
+/// owned by root. Names must not contain white space.
+pub fn xfs_proto(src: &Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    fn dir(p: &Path, out: &mut String) {
+        let mut entries: Vec<_> = std::fs::read_dir(p)
+            .expect("read_dir")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        entries.sort();
+        for e in entries {
+            let name = e.file_name().expect("name").to_string_lossy().into_owned();
+            assert!(!name.contains(char::is_whitespace), "{name:?}");
+            let m = std::fs::symlink_metadata(&e).expect("stat");
+            let mode = m.permissions().mode() & 0o777;
+            if m.file_type().is_symlink() {
+                let t = std::fs::read_link(&e).expect("readlink");
+                out.push_str(&format!("{name} l--{mode:03o} 0 0 {}\n", t.display()));
+            } else if m.is_dir() {
+                out.push_str(&format!("{name} d--{mode:03o} 0 0\n"));
+                dir(&e, out);
+                out.push_str("$\n");
+            } else {
+                out.push_str(&format!("{name} ---{mode:03o} 0 0 {}\n", e.display()));
+            }
+        }
+    }
+    let mut out = String::from("/dev/null\n0 0\nd--755 0 0\n");
+    dir(src, &mut out);
+    out.push_str("$\n");
+    out
 }
