@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex};
 const SHARDS: usize = 16;
 
 #[derive(Debug)]
-pub(crate) struct BlockCache {
-    shards: Vec<Mutex<HashMap<u64, Arc<[u8]>>>>,
+pub(crate) struct BlockCache<V = Arc<[u8]>> {
+    shards: Vec<Mutex<HashMap<u64, V>>>,
     per_shard: usize,
 }
 
-impl BlockCache {
+impl<V: Clone> BlockCache<V> {
     /// A cache holding about `bytes` of `block_size` blocks.
     pub(crate) fn new(bytes: usize, block_size: usize) -> Self {
         let per_shard = (bytes / block_size.max(1) / SHARDS).max(8);
@@ -23,17 +23,17 @@ impl BlockCache {
         }
     }
 
-    fn shard(&self, blk: u64) -> &Mutex<HashMap<u64, Arc<[u8]>>> {
+    fn shard(&self, blk: u64) -> &Mutex<HashMap<u64, V>> {
         // Neighbouring blocks land in different shards.
         &self.shards[(blk as usize).wrapping_mul(0x9E37_79B9) >> 4 & (SHARDS - 1)]
     }
 
-    pub(crate) fn get(&self, blk: u64) -> Option<Arc<[u8]>> {
+    pub(crate) fn get(&self, blk: u64) -> Option<V> {
         let s = self.shard(blk).lock().unwrap_or_else(|p| p.into_inner());
         s.get(&blk).cloned()
     }
 
-    pub(crate) fn insert(&self, blk: u64, data: Arc<[u8]>) {
+    pub(crate) fn insert(&self, blk: u64, data: V) {
         let mut s = self.shard(blk).lock().unwrap_or_else(|p| p.into_inner());
         if s.len() >= self.per_shard {
             if let Some(&k) = s.keys().next() {

@@ -2,6 +2,9 @@
 //! `di_next_unlinked`; v3: 176 bytes with CRC, creation time, self-number and UUID) followed
 //! by the literal area split between the data fork and the attribute fork at `di_forkoff`.
 
+use std::ops::Range;
+use std::sync::Arc;
+
 use crate::bytes::{be16, be32, be64};
 use crate::{Error, FileType, Result, Timestamp};
 
@@ -66,8 +69,11 @@ pub(crate) struct Inode {
     pub anextents: u64,
     pub aformat: u8,
     pub flags: u16,
-    pub data_fork: Vec<u8>,
-    pub attr_fork: Vec<u8>,
+    /// The buffer holding the inode (a cached block or inode chunk) and where the two forks
+    /// are in it: forks are read in place, never copied.
+    buf: Arc<Vec<u8>>,
+    dfork: Range<usize>,
+    afork: Range<usize>,
 }
 
 fn corrupt(ino: u64, offset: u64, msg: impl Into<String>) -> Error {
@@ -104,16 +110,21 @@ impl Inode {
         }
     }
 
-    /// Parses the `raw` bytes (one whole inode) of inode `ino` found at device byte `offset`.
+    /// Parses inode `ino`, the `len` bytes at `at` of `buf`, found at device byte `offset`.
     /// `v5`: the filesystem has CRCs (inodes must be version 3); `meta_uuid` is checked then.
     /// The CRC is verified by the caller (it knows whether the bytes came from the log).
     pub(crate) fn parse(
-        raw: &[u8],
+        buf: &Arc<Vec<u8>>,
+        at: usize,
+        len: usize,
         ino: u64,
         offset: u64,
         v5: bool,
         meta_uuid: &[u8; 16],
     ) -> Result<Inode> {
+        let Some(raw) = buf.get(at..at.saturating_add(len)) else {
+            return Err(corrupt(ino, offset, "inode outside its buffer"));
+        };
         if raw.len() < 256 {
             return Err(corrupt(ino, offset, "inode shorter than 256 bytes"));
         }
@@ -181,12 +192,8 @@ impl Inode {
             (forkoff, lit - forkoff)
         };
         let aformat = raw[0x53];
-        let data_fork = raw[core..core + dsize].to_vec();
-        let attr_fork = if asize > 0 {
-            raw[core + dsize..].to_vec()
-        } else {
-            Vec::new()
-        };
+        let dfork = at + core..at + core + dsize;
+        let afork = at + core + dsize..at + core + dsize + asize;
         Ok(Inode {
             ino,
             offset,
@@ -205,8 +212,9 @@ impl Inode {
             anextents,
             aformat,
             flags: be16(raw, 0x5A),
-            data_fork,
-            attr_fork,
+            buf: buf.clone(),
+            dfork,
+            afork,
         })
     }
 
@@ -214,15 +222,23 @@ impl Inode {
         FileType::from_mode(u32::from(self.mode))
     }
 
+    pub(crate) fn data_fork(&self) -> &[u8] {
+        &self.buf[self.dfork.clone()]
+    }
+
+    pub(crate) fn attr_fork(&self) -> &[u8] {
+        &self.buf[self.afork.clone()]
+    }
+
     pub(crate) fn has_attr_fork(&self) -> bool {
-        !self.attr_fork.is_empty()
+        !self.afork.is_empty()
     }
 
     /// The bytes, format and extent count of `fork`.
     pub(crate) fn fork(&self, fork: Fork) -> (&[u8], u8, u64) {
         match fork {
-            Fork::Data => (&self.data_fork, self.format, self.nextents),
-            Fork::Attr => (&self.attr_fork, self.aformat, self.anextents),
+            Fork::Data => (self.data_fork(), self.format, self.nextents),
+            Fork::Attr => (self.attr_fork(), self.aformat, self.anextents),
         }
     }
 
@@ -231,7 +247,7 @@ impl Inode {
         if self.format != format::DEV {
             return (0, 0);
         }
-        let d = be32(&self.data_fork, 0);
+        let d = be32(self.data_fork(), 0);
         ((d >> 18) & 0x3fff, d & 0x3ffff)
     }
 
@@ -265,11 +281,11 @@ mod tests {
     #[test]
     fn parses_v3() {
         let r = raw_v3(131);
-        let i = Inode::parse(&r, 131, 0, true, &[0; 16]).expect("parse");
+        let i = Inode::parse(&Arc::new(r), 0, 512, 131, 0, true, &[0; 16]).expect("parse");
         assert_eq!(i.size, 5000);
         assert_eq!(i.file_type(), FileType::Regular);
-        assert_eq!(i.data_fork.len(), 256);
-        assert_eq!(i.attr_fork.len(), 512 - 176 - 256);
+        assert_eq!(i.data_fork().len(), 256);
+        assert_eq!(i.attr_fork().len(), 512 - 176 - 256);
         assert_eq!(
             i.mtime,
             Timestamp {
@@ -282,11 +298,14 @@ mod tests {
     #[test]
     fn rejects_wrong_self_number_and_forkoff() {
         let r = raw_v3(131);
-        assert!(Inode::parse(&r, 132, 0, true, &[0; 16]).is_err());
+        let a = Arc::new(r);
+        assert!(Inode::parse(&a, 0, 512, 132, 0, true, &[0; 16]).is_err());
         let mut r = raw_v3(131);
         r[0x52] = 200;
-        assert!(Inode::parse(&r, 131, 0, true, &[0; 16]).is_err());
-        assert!(Inode::parse(&r[..100], 131, 0, true, &[0; 16]).is_err());
+        let a = Arc::new(r);
+        assert!(Inode::parse(&a, 0, 512, 131, 0, true, &[0; 16]).is_err());
+        assert!(Inode::parse(&a, 0, 100, 131, 0, true, &[0; 16]).is_err());
+        assert!(Inode::parse(&a, 400, 512, 131, 0, true, &[0; 16]).is_err());
     }
 
     #[test]

@@ -77,6 +77,8 @@ pub struct XfsFs {
     /// 512-byte sector → contents after log recovery.
     overlay: BTreeMap<u64, Box<[u8]>>,
     cache: BlockCache,
+    /// Inode chunks by their first block (read straight into their own buffers).
+    inode_chunks: BlockCache<Arc<Vec<u8>>>,
     extents: Mutex<ExtentCache>,
     verify: bool,
     free: Option<u64>,
@@ -153,6 +155,10 @@ impl XfsFs {
             geo,
             overlay: BTreeMap::new(),
             cache: BlockCache::new(CACHE_BYTES, bs as usize),
+            inode_chunks: BlockCache::new(
+                CACHE_BYTES,
+                (64 * usize::from(sb.inodesize)).max(bs as usize),
+            ),
             extents: Mutex::new(ExtentCache::default()),
             verify: opts.verify_checksums,
             free: None,
@@ -264,6 +270,7 @@ impl XfsFs {
         self.notes.extend(rec.notes);
         self.overlay = rec.sectors;
         self.cache = BlockCache::new(CACHE_BYTES, self.bs as usize);
+        self.inode_chunks = BlockCache::new(CACHE_BYTES, 64 * usize::from(self.sb.inodesize));
         let mut raw = vec![0u8; SB_READ];
         self.read_bytes(0, &mut raw)?;
         let sb = Superblock::parse(&raw).map_err(|e| e.structure("replayed xfs superblock"))?;
@@ -404,16 +411,14 @@ impl XfsFs {
             .structure("xfs inode")
             .inode(ino)
         })?;
-        let lin = off / self.bs;
-        let within = (off % self.bs) as usize;
         let isz = usize::from(self.sb.inodesize);
-        let blk = self.block(lin, "xfs inode").map_err(|e| e.inode(ino))?;
-        let raw = &blk[within..within + isz];
+        let (buf, at) = self.inode_bytes(off).map_err(|e| e.inode(ino))?;
         if self.check_crc(off, isz) {
+            let raw = buf.get(at..at + isz).unwrap_or_default();
             csum::verify(raw, DINODE_CRC_OFF)
                 .map_err(|c| checksum_error("xfs inode", off, c).inode(ino))?;
         }
-        let i = Inode::parse(raw, ino, off, self.geo.v5, self.sb.meta_uuid())?;
+        let i = Inode::parse(&buf, at, isz, ino, off, self.geo.v5, self.sb.meta_uuid())?;
         if i.mode == 0 {
             return Err(Error::corrupt("inode is not in use (mode 0)")
                 .structure("xfs inode")
@@ -421,6 +426,49 @@ impl XfsFs {
                 .at(off));
         }
         Ok(i)
+    }
+
+    /// The buffer holding the inode at device byte `off`, and where in it the inode starts:
+    /// the whole 64-inode chunk around it, read in one request and cached as one buffer (a
+    /// walk reads the neighbours next). Chunks are located by block arithmetic only, so a
+    /// misaligned or sparse chunk just means other blocks are read along; they are cached by
+    /// position and never misattributed.
+    fn inode_bytes(&self, off: u64) -> Result<(Arc<Vec<u8>>, usize)> {
+        let lin = off / self.bs;
+        let chunk = (64 * u64::from(self.sb.inodesize) / self.bs).max(1);
+        let agb = u64::from(self.sb.agblocks);
+        let ag_start = lin / agb * agb;
+        let first = ag_start + (lin - ag_start) / chunk * chunk;
+        let end = (first + chunk)
+            .min(ag_start + agb)
+            .min(self.sb.dblocks)
+            .max(lin + 1);
+        let at = ((lin - first) * self.bs + off % self.bs) as usize;
+        if let Some(b) = self.inode_chunks.get(first) {
+            if b.len() as u64 == (end - first) * self.bs {
+                return Ok((b, at));
+            }
+        }
+        if lin >= self.sb.dblocks {
+            return Err(corrupt_at(
+                "xfs inode",
+                off,
+                format!("block {lin} is beyond the end of the filesystem"),
+            ));
+        }
+        let mut buf = vec![0u8; ((end - first) * self.bs) as usize];
+        match self.read_bytes(first * self.bs, &mut buf) {
+            Ok(()) => {
+                let a = Arc::new(buf);
+                self.inode_chunks.insert(first, a.clone());
+                Ok((a, at))
+            }
+            // The chunk runs past a short device: read only the inode's own block.
+            Err(_) => Ok((
+                Arc::new(self.block(lin, "xfs inode")?.to_vec()),
+                (off % self.bs) as usize,
+            )),
+        }
     }
 
     fn node_inode(&self, node: NodeId) -> Result<Inode> {
@@ -716,7 +764,7 @@ impl XfsFs {
             return Err(Error::new(ErrorKind::NotADirectory, "not a directory").inode(ino.ino));
         }
         match ino.format {
-            format::LOCAL => dir::parse_shortform(&ino.data_fork, ino.size, self.geo.ftype)
+            format::LOCAL => dir::parse_shortform(ino.data_fork(), ino.size, self.geo.ftype)
                 .map(|(_, e)| e)
                 .map_err(|m| {
                     Error::corrupt(m)
@@ -894,7 +942,7 @@ impl XfsFs {
         let size = ino.size as usize;
         if ino.format == format::LOCAL {
             return ino
-                .data_fork
+                .data_fork()
                 .get(..size)
                 .map(<[u8]>::to_vec)
                 .ok_or_else(|| {
@@ -964,7 +1012,7 @@ impl XfsFs {
             Error::corrupt(m).structure(s).inode(ino.ino).at(at)
         };
         match ino.aformat {
-            format::LOCAL => attr::parse_shortform(&ino.attr_fork)
+            format::LOCAL => attr::parse_shortform(ino.attr_fork())
                 .map(|a| (a, None))
                 .map_err(|m| bad(m, "xfs shortform attributes", ino.offset)),
             format::EXTENTS | format::BTREE => {
