@@ -77,12 +77,60 @@ pub struct XfsFs {
     /// 512-byte sector → contents after log recovery.
     overlay: BTreeMap<u64, Box<[u8]>>,
     cache: BlockCache,
-    /// Inode chunks by their first block (read straight into their own buffers).
-    inode_chunks: BlockCache<Arc<Vec<u8>>>,
+    /// Inode chunks by their first block.
+    inode_chunks: ChunkPool,
     extents: Mutex<ExtentCache>,
     verify: bool,
     free: Option<u64>,
     notes: Vec<String>,
+}
+
+/// Inode chunks kept (a few MiB: a walk uses each chunk while it lists one directory).
+const CHUNK_POOL: usize = 256;
+
+/// A small FIFO of inode-chunk buffers. Evicted buffers nobody holds any more are reused for
+/// the next read, so a long walk neither page-faults nor zeroes fresh memory per chunk.
+#[derive(Debug)]
+struct ChunkPool {
+    cap: usize,
+    inner: Mutex<(HashMap<u64, Arc<Vec<u8>>>, std::collections::VecDeque<u64>)>,
+}
+
+impl ChunkPool {
+    fn new(cap: usize) -> ChunkPool {
+        ChunkPool {
+            cap,
+            inner: Mutex::new((HashMap::new(), std::collections::VecDeque::new())),
+        }
+    }
+
+    fn get(&self, first: u64) -> Option<Arc<Vec<u8>>> {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.0.get(&first).cloned()
+    }
+
+    /// A buffer of `len` bytes to read a chunk into (its old contents are overwritten).
+    fn buffer(&self, len: usize) -> Vec<u8> {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        while g.0.len() >= self.cap {
+            let Some(k) = g.1.pop_front() else { break };
+            if let Some(old) = g.0.remove(&k) {
+                if let Ok(v) = Arc::try_unwrap(old) {
+                    if v.len() == len {
+                        return v;
+                    }
+                }
+            }
+        }
+        vec![0u8; len]
+    }
+
+    fn insert(&self, first: u64, data: Arc<Vec<u8>>) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if g.0.insert(first, data).is_none() {
+            g.1.push_back(first);
+        }
+    }
 }
 
 /// The validated extents of one fork.
@@ -155,10 +203,7 @@ impl XfsFs {
             geo,
             overlay: BTreeMap::new(),
             cache: BlockCache::new(CACHE_BYTES, bs as usize),
-            inode_chunks: BlockCache::new(
-                CACHE_BYTES,
-                (64 * usize::from(sb.inodesize)).max(bs as usize),
-            ),
+            inode_chunks: ChunkPool::new(CHUNK_POOL),
             extents: Mutex::new(ExtentCache::default()),
             verify: opts.verify_checksums,
             free: None,
@@ -270,7 +315,7 @@ impl XfsFs {
         self.notes.extend(rec.notes);
         self.overlay = rec.sectors;
         self.cache = BlockCache::new(CACHE_BYTES, self.bs as usize);
-        self.inode_chunks = BlockCache::new(CACHE_BYTES, 64 * usize::from(self.sb.inodesize));
+        self.inode_chunks = ChunkPool::new(CHUNK_POOL);
         let mut raw = vec![0u8; SB_READ];
         self.read_bytes(0, &mut raw)?;
         let sb = Superblock::parse(&raw).map_err(|e| e.structure("replayed xfs superblock"))?;
@@ -456,7 +501,7 @@ impl XfsFs {
                 format!("block {lin} is beyond the end of the filesystem"),
             ));
         }
-        let mut buf = vec![0u8; ((end - first) * self.bs) as usize];
+        let mut buf = self.inode_chunks.buffer(((end - first) * self.bs) as usize);
         match self.read_bytes(first * self.bs, &mut buf) {
             Ok(()) => {
                 let a = Arc::new(buf);
