@@ -88,12 +88,15 @@ pub struct XfsFs {
 /// Inode chunks kept (a few MiB: a walk uses each chunk while it lists one directory).
 const CHUNK_POOL: usize = 256;
 
+/// Chunks by first block, and their keys in insertion order.
+type PoolState = (HashMap<u64, Arc<Vec<u8>>>, std::collections::VecDeque<u64>);
+
 /// A small FIFO of inode-chunk buffers. Evicted buffers nobody holds any more are reused for
 /// the next read, so a long walk neither page-faults nor zeroes fresh memory per chunk.
 #[derive(Debug)]
 struct ChunkPool {
     cap: usize,
-    inner: Mutex<(HashMap<u64, Arc<Vec<u8>>>, std::collections::VecDeque<u64>)>,
+    inner: Mutex<PoolState>,
 }
 
 impl ChunkPool {
