@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use guestctl::fs::{resolve_path, FileType, Filesystem, Metadata, NodeId, Timestamp};
+use guestctl::fs::{resolve_path, walk, FileType, Filesystem, Metadata, NodeId, Timestamp};
 use guestctl::{DefaultMountError, Guestfs};
 
 use super::ImageOpts;
@@ -175,90 +175,136 @@ pub struct LsArgs {
     json: bool,
 }
 
+/// What a recursive command tells the user about a [`walk::Problem`] (one line on stderr).
+pub(crate) fn problem_line(base: &str, p: &walk::Problem) -> String {
+    let at = |rel: &[u8]| {
+        let r = String::from_utf8_lossy(rel);
+        match (base.is_empty(), r.is_empty()) {
+            (_, true) if base.is_empty() => "/".to_string(),
+            (_, true) => base.to_string(),
+            _ => format!("{base}/{r}"),
+        }
+    };
+    match p {
+        walk::Problem::ReadDir { rel, error } => format!("{}: {error}", at(rel)),
+        walk::Problem::Metadata { rel, error } => format!("{}: {error}", at(rel)),
+        walk::Problem::BadName { dir, name, why } => {
+            format!(
+                "{}/{}: skipped: {why}",
+                at(dir),
+                String::from_utf8_lossy(name).escape_debug()
+            )
+        }
+        walk::Problem::Duplicate { rel } => format!(
+            "{}: skipped: a second entry with the same name in this directory",
+            at(rel)
+        ),
+        walk::Problem::Loop { rel } => format!(
+            "{}: skipped: directory already visited (corrupt filesystem: directory loop)",
+            at(rel)
+        ),
+        walk::Problem::TooDeep { rel } => format!("{}: not descended: too deep", at(rel)),
+        walk::Problem::TooMany { rel } => format!("{}: walk stopped: too many entries", at(rel)),
+        _ => format!("{p:?}"),
+    }
+}
+
+struct LsVisitor<'a, W: Write> {
+    fs: &'a dyn Filesystem,
+    a: &'a LsArgs,
+    base: String,
+    out: W,
+    failed: bool,
+}
+
+impl<W: Write> walk::Visitor for LsVisitor<'_, W> {
+    type Error = std::io::Error;
+
+    fn entry(&mut self, item: &walk::Item) -> std::io::Result<walk::Visit> {
+        if item.rel.is_empty() {
+            return Ok(walk::Visit::Descend);
+        }
+        let name = String::from_utf8_lossy(&item.rel);
+        let mut path = String::with_capacity(self.base.len() + 1 + name.len());
+        path.push_str(&self.base);
+        path.push('/');
+        path.push_str(&name);
+        let m = &item.meta;
+        let shown = if self.a.recursive {
+            &path
+        } else {
+            path.rsplit('/').next().unwrap_or(&path)
+        };
+        if self.a.json {
+            serde_json::to_writer(&mut self.out, &record(self.fs, &path, item.node, m))?;
+            self.out.write_all(b"\n")?;
+        } else if self.a.long {
+            let tgt = if m.file_type == FileType::Symlink {
+                self.fs
+                    .read_link(item.node)
+                    .map(|t| format!(" -> {}", String::from_utf8_lossy(&t)))
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            };
+            let mt = m.mtime.map_or(0, |t| t.secs);
+            writeln!(
+                self.out,
+                "{} {:>3} {:>5} {:>5} {:>12} {:>11} {shown}{tgt}",
+                mode_string(m),
+                m.nlink,
+                m.uid,
+                m.gid,
+                m.size,
+                mt,
+            )?;
+        } else {
+            self.out.write_all(shown.as_bytes())?;
+            self.out.write_all(b"\n")?;
+        }
+        Ok(if self.a.recursive {
+            walk::Visit::Descend
+        } else {
+            walk::Visit::Skip
+        })
+    }
+
+    fn problem(&mut self, p: walk::Problem) -> std::io::Result<()> {
+        self.out.flush()?;
+        eprintln!("guestctl: {}", problem_line(&self.base, &p));
+        self.failed = true;
+        Ok(())
+    }
+}
+
+/// The walk's start: `node` with its metadata.
+fn start_item(fs: &dyn Filesystem, node: NodeId) -> anyhow::Result<walk::Item> {
+    Ok(walk::Item {
+        rel: Vec::new(),
+        node,
+        meta: fs.metadata(node)?,
+    })
+}
+
 pub fn ls(a: LsArgs) -> anyhow::Result<()> {
     let fs = a.disks.filesystem()?;
     let fs = fs.as_ref();
     let start = resolve_path(fs, a.path.as_bytes(), true)?;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let base = a.path.trim_end_matches('/').to_string();
-    let mut stack = vec![(base, start)];
-    let mut failed = false;
-    while let Some((dir, node)) = stack.pop() {
-        let mut entries = match fs.read_dir(node) {
-            Ok(e) => e,
-            Err(e) => {
-                eprintln!("guestctl: {}: {e}", if dir.is_empty() { "/" } else { &dir });
-                failed = true;
-                continue;
-            }
-        };
-        entries.sort_unstable_by(|x, y| x.name.cmp(&y.name));
-        // The entries' inodes are read on every core; printing stays in order.
-        let metas: Vec<_> = if entries.len() >= 32 {
-            use rayon::prelude::*;
-            entries.par_iter().map(|e| fs.metadata(e.node)).collect()
-        } else {
-            entries.iter().map(|e| fs.metadata(e.node)).collect()
-        };
-        let mut subdirs = Vec::new();
-        for (e, m) in entries.into_iter().zip(metas) {
-            let name = String::from_utf8_lossy(&e.name);
-            let mut path = String::with_capacity(dir.len() + 1 + name.len());
-            path.push_str(&dir);
-            path.push('/');
-            path.push_str(&name);
-            let m = match m {
-                Ok(m) => m,
-                Err(err) => {
-                    eprintln!("guestctl: {path}: {err}");
-                    failed = true;
-                    continue;
-                }
-            };
-            if a.json {
-                serde_json::to_writer(&mut out, &record(fs, &path, e.node, &m))?;
-                writeln!(out)?;
-            } else if a.long {
-                let tgt = if m.file_type == FileType::Symlink {
-                    fs.read_link(e.node)
-                        .map(|t| format!(" -> {}", String::from_utf8_lossy(&t)))
-                        .unwrap_or_default()
-                } else {
-                    String::new()
-                };
-                let mt = m.mtime.map_or(0, |t| t.secs);
-                writeln!(
-                    out,
-                    "{} {:>3} {:>5} {:>5} {:>12} {:>11} {}{tgt}",
-                    mode_string(&m),
-                    m.nlink,
-                    m.uid,
-                    m.gid,
-                    m.size,
-                    mt,
-                    if a.recursive {
-                        &path
-                    } else {
-                        path.rsplit('/').next().unwrap_or(&path)
-                    }
-                )?;
-            } else {
-                let shown = if a.recursive {
-                    &path
-                } else {
-                    path.rsplit('/').next().unwrap_or(&path)
-                };
-                out.write_all(shown.as_bytes())?;
-                out.write_all(b"\n")?;
-            }
-            if a.recursive && m.file_type == FileType::Directory {
-                subdirs.push((path, e.node));
-            }
-        }
-        stack.extend(subdirs.into_iter().rev());
+    let item = start_item(fs, start)?;
+    if item.meta.file_type != FileType::Directory {
+        // Listing a file names the file, like ls.
+        fs.read_dir(start)?;
     }
-    out.flush()?;
-    if failed {
+    let mut v = LsVisitor {
+        fs,
+        a: &a,
+        base: a.path.trim_end_matches('/').to_string(),
+        out: std::io::BufWriter::new(std::io::stdout().lock()),
+        failed: false,
+    };
+    walk::walk(fs, item, &|_| true, &walk::WalkOptions::default(), &mut v)?;
+    v.out.flush()?;
+    if v.failed {
         bail!("some entries could not be read (see above)");
     }
     Ok(())
@@ -390,42 +436,49 @@ pub fn checksum(a: ChecksumArgs) -> anyhow::Result<()> {
         writeln!(out, "{}  {}", hash_node(fs, start, m.size, a.kind)?, a.path)?;
         return Ok(out.flush()?);
     }
-    let mut failed = false;
-    let mut stack = vec![(String::from("."), start)];
-    let mut seen = std::collections::HashSet::new();
-    while let Some((dir, node)) = stack.pop() {
-        if !seen.insert(node) {
-            continue;
-        }
-        let entries = match fs.read_dir(node) {
-            Ok(e) => e,
-            Err(e) => {
-                eprintln!("guestctl: {dir}: {e}");
-                failed = true;
-                continue;
-            }
-        };
-        for e in entries {
-            let path = format!("{dir}/{}", String::from_utf8_lossy(&e.name));
-            match fs.metadata(e.node) {
-                Ok(m) if m.file_type == FileType::Directory => stack.push((path, e.node)),
-                Ok(m) if m.file_type == FileType::Regular => {
-                    match hash_node(fs, e.node, m.size, a.kind) {
-                        Ok(h) => writeln!(out, "{h}  {path}")?,
-                        Err(err) => {
-                            eprintln!("guestctl: {path}: {err:#}");
-                            failed = true;
-                        }
+    struct Sums<'a, W: Write> {
+        fs: &'a dyn Filesystem,
+        kind: HashType,
+        out: W,
+        failed: bool,
+    }
+    impl<W: Write> walk::Visitor for Sums<'_, W> {
+        type Error = anyhow::Error;
+        fn entry(&mut self, item: &walk::Item) -> anyhow::Result<walk::Visit> {
+            if item.meta.file_type == FileType::Regular {
+                let path = format!("./{}", String::from_utf8_lossy(&item.rel));
+                match hash_node(self.fs, item.node, item.meta.size, self.kind) {
+                    Ok(h) => writeln!(self.out, "{h}  {path}")?,
+                    Err(err) => {
+                        self.out.flush()?;
+                        eprintln!("guestctl: {path}: {err:#}");
+                        self.failed = true;
                     }
                 }
-                Ok(_) => {}
-                Err(err) => {
-                    eprintln!("guestctl: {path}: {err}");
-                    failed = true;
-                }
             }
+            Ok(walk::Visit::Descend)
+        }
+        fn problem(&mut self, p: walk::Problem) -> anyhow::Result<()> {
+            self.out.flush()?;
+            eprintln!("guestctl: {}", problem_line(".", &p));
+            self.failed = true;
+            Ok(())
         }
     }
+    let mut v = Sums {
+        fs,
+        kind: a.kind,
+        out,
+        failed: false,
+    };
+    walk::walk(
+        fs,
+        start_item(fs, start)?,
+        &|_| true,
+        &walk::WalkOptions::default(),
+        &mut v,
+    )?;
+    let (mut out, failed) = (v.out, v.failed);
     out.flush()?;
     if failed {
         bail!("some files could not be read (see above)");

@@ -659,3 +659,52 @@ fn zfs_pool_device_is_reported() {
         "{err}"
     );
 }
+
+/// A directory hard-linked into itself (`debugfs ln /d /d/loop`, a corrupt ext4) no longer
+/// makes `ls -R` or `checksum -R` loop forever: the second visit is reported, the rest listed,
+/// and the exit status says something was skipped.
+#[test]
+fn directory_loops_end_with_a_named_problem() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    std::fs::create_dir_all(d.join("src/d/e")).expect("mkdir");
+    std::fs::write(d.join("src/d/e/f"), b"data\n").expect("w");
+    let sd = d.join("src");
+    let img = support::mkfs_file(
+        d,
+        "ext.img",
+        8,
+        "mkfs.ext4",
+        &["-q", "-F", "-d", sd.to_str().expect("u")],
+    );
+    run(
+        "debugfs",
+        &["-w", "-R", "ln /d /d/loop", img.to_str().expect("u")],
+        d,
+    );
+    let i = img.to_str().expect("u");
+    for args in [&["ls", "-R", i, "/"][..], &["checksum", "-R", i, "/"][..]] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_guestctl"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let start = std::time::Instant::now();
+        let out = loop {
+            if let Some(_status) = child.try_wait().expect("wait") {
+                break child.wait_with_output().expect("output");
+            }
+            assert!(start.elapsed().as_secs() < 30, "{args:?} does not end");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("/d/loop") && err.contains("directory loop"),
+            "{args:?}: {err}"
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("/d/e/f"), "{args:?}: {text}");
+    }
+}

@@ -26,6 +26,7 @@ pub mod ntfs;
 mod path;
 pub mod probe;
 pub mod ufs;
+pub mod walk;
 pub mod xfs;
 
 use std::fmt::Debug;
