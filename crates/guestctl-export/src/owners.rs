@@ -51,14 +51,8 @@ fn read_small(fs: &dyn Filesystem, path: &str) -> Option<Vec<u8>> {
     }
     let len = usize::try_from(m.size.min(MAX_FILE)).ok()?;
     let mut buf = vec![0u8; len];
-    let mut off = 0;
-    while off < len {
-        match fs.read_at(node, off as u64, &mut buf[off..]) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => off += n,
-        }
-    }
-    buf.truncate(off);
+    let n = fs.read_full_at(node, 0, &mut buf).ok()?;
+    buf.truncate(n);
     Some(buf)
 }
 

@@ -399,15 +399,7 @@ fn read_full(
     off: u64,
     buf: &mut [u8],
 ) -> guestctl_fs::Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
-        let n = fs.read_at(node, off + done as u64, &mut buf[done..])?;
-        if n == 0 {
-            break;
-        }
-        done += n;
-    }
-    Ok(done)
+    fs.read_full_at(node, off, buf)
 }
 
 fn read_small(fs: &dyn Filesystem, node: NodeId, size: u64) -> guestctl_fs::Result<Vec<u8>> {

@@ -281,6 +281,56 @@ pub trait Filesystem: Send + Sync + Debug {
     /// end of the file). Holes read as zeros.
     fn read_at(&self, node: NodeId, offset: u64, buf: &mut [u8]) -> Result<usize>;
 
+    /// Fills `buf` from `offset` of the file as far as the file goes (several
+    /// [`Filesystem::read_at`] calls if need be); returns the bytes read, short only at the
+    /// end of the file.
+    fn read_full_at(&self, node: NodeId, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            match self.read_at(node, offset + done as u64, &mut buf[done..])? {
+                0 => break,
+                n => done += n,
+            }
+        }
+        Ok(done)
+    }
+
+    /// Fills all of `buf` from `offset`; a file that ends first is a [`ErrorKind::Corrupt`]
+    /// error (its metadata promised more).
+    fn read_exact_at(&self, node: NodeId, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let n = self.read_full_at(node, offset, buf)?;
+        if n < buf.len() {
+            return Err(Error::corrupt(format!(
+                "the file ends at byte {} (wanted {} bytes from {offset})",
+                offset + n as u64,
+                buf.len()
+            ))
+            .inode(node.0));
+        }
+        Ok(())
+    }
+
+    /// The whole contents of a regular file of at most `cap` bytes ([`ErrorKind::Limit`]
+    /// beyond).
+    fn read_to_end(&self, node: NodeId, cap: u64) -> Result<Vec<u8>> {
+        let size = self.metadata(node)?.size;
+        if size > cap {
+            return Err(Error::limit(format!(
+                "the file has {size} bytes, more than the {cap} read"
+            ))
+            .inode(node.0));
+        }
+        let mut buf = vec![0u8; size as usize];
+        let n = self.read_full_at(node, 0, &mut buf)?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    /// Whether `path` resolves (symlinks followed inside the guest).
+    fn exists(&self, path: &str) -> bool {
+        self.resolve(path).is_ok()
+    }
+
     /// The target of a symbolic link, as stored.
     fn read_link(&self, node: NodeId) -> Result<Vec<u8>>;
 

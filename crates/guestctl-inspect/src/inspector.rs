@@ -119,10 +119,6 @@ fn find_roots(candidates: &[Candidate], opts: &InspectOptions) -> Vec<OsInfo> {
     out
 }
 
-fn exists(fs: &dyn Filesystem, path: &str) -> bool {
-    fs.resolve(path).is_ok()
-}
-
 fn is_dir(fs: &dyn Filesystem, path: &str) -> bool {
     fs.resolve(path)
         .and_then(|n| fs.metadata(n))
@@ -157,19 +153,16 @@ pub(crate) fn read_file(
         return None;
     }
     let mut buf = vec![0u8; meta.size as usize];
-    let mut done = 0;
-    while done < buf.len() {
-        match fs.read_at(node, done as u64, &mut buf[done..]) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) => {
-                warnings.push(format!("{path}: {e}"));
-                return None;
-            }
+    match fs.read_full_at(node, 0, &mut buf) {
+        Ok(done) => {
+            buf.truncate(done);
+            Some(buf)
+        }
+        Err(e) => {
+            warnings.push(format!("{path}: {e}"));
+            None
         }
     }
-    buf.truncate(done);
-    Some(buf)
 }
 
 /// Whether `fs` looks like the root of an operating system's tree, for choosing a filesystem
@@ -188,9 +181,9 @@ pub fn plausible_root(fs: &dyn Filesystem) -> bool {
 
 fn is_linux_root(fs: &dyn Filesystem) -> bool {
     is_dir(fs, "/etc")
-        && (exists(fs, "/etc/fstab")
-            || exists(fs, "/etc/os-release")
-            || exists(fs, "/usr/lib/os-release"))
+        && (fs.exists("/etc/fstab")
+            || fs.exists("/etc/os-release")
+            || fs.exists("/usr/lib/os-release"))
         && (is_dir(fs, "/bin") || is_dir(fs, "/usr/bin") || is_dir(fs, "/sbin"))
 }
 
@@ -425,14 +418,14 @@ fn bsd_candidate<'a>(
 
 /// Which BSD a root filesystem holds, by libguestfs's marker files.
 fn bsd_root(fs: &dyn Filesystem) -> Option<&'static str> {
-    if !is_dir(fs, "/etc") || !is_dir(fs, "/bin") || !exists(fs, "/etc/fstab") {
+    if !is_dir(fs, "/etc") || !is_dir(fs, "/bin") || !fs.exists("/etc/fstab") {
         return None;
     }
-    if exists(fs, "/etc/freebsd-update.conf") {
+    if fs.exists("/etc/freebsd-update.conf") {
         Some("freebsd")
-    } else if exists(fs, "/netbsd") && exists(fs, "/etc/release") {
+    } else if fs.exists("/netbsd") && fs.exists("/etc/release") {
         Some("netbsd")
-    } else if exists(fs, "/bsd") && exists(fs, "/etc/motd") {
+    } else if fs.exists("/bsd") && fs.exists("/etc/motd") {
         Some("openbsd")
     } else {
         None
@@ -524,7 +517,7 @@ fn inspect_bsd(
     os.init_system = "bsdinit".into();
     os.kernels = ["/boot/kernel/kernel", "/netbsd", "/bsd"]
         .iter()
-        .filter(|k| exists(t, k))
+        .filter(|k| t.exists(k))
         .map(|k| k.to_string())
         .collect();
     let (pf, pm) = match kind {
@@ -548,7 +541,7 @@ fn inspect_bsd(
 /// FreeBSD pkg(8)'s SQLite database, `packages` table.
 fn freebsd_pkg(fs: &dyn Filesystem, w: &mut Vec<String>) -> Vec<Application> {
     let p = "/var/db/pkg/local.sqlite";
-    if !exists(fs, p) {
+    if !fs.exists(p) {
         w.push(format!("applications: {p} not found"));
         return Vec::new();
     }
@@ -818,16 +811,16 @@ fn init_system(fs: &dyn Filesystem) -> String {
             }
         }
     }
-    if exists(fs, "/sbin/openrc") || exists(fs, "/sbin/openrc-init") {
+    if fs.exists("/sbin/openrc") || fs.exists("/sbin/openrc-init") {
         return "openrc".into();
     }
-    if exists(fs, "/sbin/upstart") || is_dir(fs, "/etc/init") && exists(fs, "/sbin/initctl") {
+    if fs.exists("/sbin/upstart") || is_dir(fs, "/etc/init") && fs.exists("/sbin/initctl") {
         return "upstart".into();
     }
-    if exists(fs, "/lib/systemd/systemd") || exists(fs, "/usr/lib/systemd/systemd") {
+    if fs.exists("/lib/systemd/systemd") || fs.exists("/usr/lib/systemd/systemd") {
         return "systemd".into();
     }
-    if exists(fs, "/sbin/init") {
+    if fs.exists("/sbin/init") {
         return "sysvinit".into();
     }
     String::new()
@@ -928,7 +921,7 @@ enum RpmDb {
 }
 
 fn rpm(fs: &dyn Filesystem, w: &mut Vec<String>) -> Vec<Application> {
-    let Some(&(p, kind)) = RPMDBS.iter().find(|(p, _)| exists(fs, p)) else {
+    let Some(&(p, kind)) = RPMDBS.iter().find(|(p, _)| fs.exists(p)) else {
         w.push("applications: no rpm database found".into());
         return Vec::new();
     };

@@ -60,13 +60,7 @@ pub(crate) fn systemroot(fs: &dyn Filesystem) -> Option<String> {
 fn read_head(fs: &dyn Filesystem, path: &str, n: usize) -> Option<Vec<u8>> {
     let node = fs.resolve(path).ok()?;
     let mut buf = vec![0u8; n];
-    let mut done = 0;
-    while done < n {
-        match fs.read_at(node, done as u64, &mut buf[done..]) {
-            Ok(0) | Err(_) => break,
-            Ok(k) => done += k,
-        }
-    }
+    let done = fs.read_full_at(node, 0, &mut buf).ok()?;
     buf.truncate(done);
     Some(buf)
 }
