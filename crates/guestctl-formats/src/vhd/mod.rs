@@ -30,12 +30,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use guestctl_block::{clip, BlockDevice, Error, ErrorKind, ExtentKind, Mapping, Result, Slice};
+use guestctl_block::{BlockDevice, Error, ErrorKind, Result, Slice, ZeroExtended};
 use serde_json::json;
 
 use crate::blocktable::{decode_entries, BlockTable, Layout, MAX_ENTRIES};
 use crate::bytes::uuid_string;
-use crate::cache::read_or_zero;
 use crate::parent::Parent;
 use crate::{Ctx, Format, FormatSpecific, Image, ImageInfo};
 use header::{DiskType, DynHeader, Footer, DYN_LEN, FOOTER_LEN, FOOTER_MAGIC};
@@ -141,7 +140,7 @@ pub(crate) fn open(
         if size <= file.size() {
             Arc::new(Slice::new(file, 0, size)?)
         } else {
-            Arc::new(Padded { file, size })
+            Arc::new(ZeroExtended::new(file, size))
         }
     } else {
         let (table, dynh) = open_dynamic(file.clone(), path, &footer, size, kind)?;
@@ -371,36 +370,12 @@ fn parent_mismatch(h: &DynHeader, parent: &ImageInfo) -> Option<String> {
     })
 }
 
-/// A fixed disk whose size exceeds its file: the file's bytes, then zeros (as qemu reads it).
-#[derive(Debug)]
-struct Padded {
-    file: Arc<dyn BlockDevice>,
-    size: u64,
-}
-
-impl BlockDevice for Padded {
-    fn size(&self) -> u64 {
-        self.size
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
-        let (offset, n) = clip(offset, buf.len() as u64, self.size);
-        read_or_zero(self.file.as_ref(), offset, &mut buf[..n as usize])?;
-        Ok(n as usize)
-    }
-    fn map(&self, offset: u64, len: u64) -> Result<Mapping> {
-        let (offset, len) = clip(offset, len, self.size);
-        let (fo, fl) = clip(offset, len, self.file.size());
-        let mut m = self.file.map(fo, fl)?;
-        m.push(offset + fl, len - fl, ExtentKind::Zero);
-        Ok(m)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{open_image_device, OpenOptions};
     use guestctl_block::MemoryDevice;
+    use guestctl_block::ExtentKind;
     use header::tests::footer;
 
     fn open_bytes(b: Vec<u8>) -> Result<Image> {
