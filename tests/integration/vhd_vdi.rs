@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use guestctl::formats::vhd::header::{
-    self as vh, geometry, platform, DiskType, DynHeader, Footer, Locator,
+    geometry, platform, DiskType, DynHeader, Footer, Locator,
 };
 use guestctl::{open_image, BlockDevice, ErrorKind, Format, OpenOptions};
 use support::*;
@@ -296,8 +296,12 @@ fn differencing(parent: &Path, rel: &str, blocks: &[(u32, &[(u64, u64)], u8)]) -
     out
 }
 
-/// sha256 of a differencing chain (child first) read by libvhdi, each layer's parent set.
-fn pyvhdi_sha256(chain: &[&Path]) -> String {
+/// A differencing chain (child first) read by libvhdi, each layer's parent set, written to
+/// `out` as raw. libvhdi 20210425 has two bugs this works around: reads spanning blocks may
+/// return zeros for a later block (so it reads 4 KiB at a time), and a bitmap run that ends
+/// inside a byte is taken to reach the end of that byte (so the test's runs end on whole
+/// bytes; the blocktable unit tests cover runs that do not).
+fn pyvhdi_raw(chain: &[&Path], out: &Path) -> PathBuf {
     let py = if Path::new("/usr/bin/python3").exists() {
         "/usr/bin/python3"
     } else {
@@ -305,14 +309,14 @@ fn pyvhdi_sha256(chain: &[&Path]) -> String {
     };
     let script = "import hashlib, pyvhdi, sys\n\
         fs = []\n\
-        for a in sys.argv[1:]:\n    f = pyvhdi.file(); f.open(a); fs.append(f)\n\
+        for a in sys.argv[1:-1]:\n    f = pyvhdi.file(); f.open(a); fs.append(f)\n\
         for c, p in reversed(list(zip(fs, fs[1:]))):\n    c.set_parent(p)\n\
-        c = fs[0]; n = c.get_media_size(); h = hashlib.sha256(); o = 0\n\
-        while o < n:\n    k = min(1 << 20, n - o); h.update(c.read_buffer_at_offset(k, o)); o += k\n\
-        print(h.hexdigest())\n";
+        c = fs[0]; n = c.get_media_size(); w = open(sys.argv[-1], 'wb'); o = 0\n\
+        while o < n:\n    k = min(4096, n - o); w.write(c.read_buffer_at_offset(k, o)); o += k\n";
     let o = Command::new(py)
         .args(["-c", script])
         .args(chain)
+        .arg(out)
         .output()
         .expect("python3 with pyvhdi (apt-get install python3-libvhdi)");
     assert!(
@@ -320,7 +324,7 @@ fn pyvhdi_sha256(chain: &[&Path]) -> String {
         "pyvhdi: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
+    out.to_path_buf()
 }
 
 fn err_text(e: &guestctl::Error) -> String {
@@ -364,7 +368,7 @@ fn differencing_vhds_match_libvhdi() {
     // A middle layer beside the parent, a top layer in the test directory.
     let mid = d.join("base/mid.vhd");
     let mid_blocks: &[(u32, &[(u64, u64)], u8)] =
-        &[(0, &[(0, 8), (100, 128)], 0xa1), (3, &[(5, 6)], 0xa2)];
+        &[(0, &[(0, 8), (100, 128)], 0xa1), (3, &[(5, 8), (16, 24)], 0xa2)];
     std::fs::write(&mid, differencing(&parent, "parent.vhd", mid_blocks)).expect("w");
     let top = d.join("top.vhd");
     let top_blocks: &[(u32, &[(u64, u64)], u8)] =
@@ -374,14 +378,16 @@ fn differencing_vhds_match_libvhdi() {
     let img = open_image(&top, &OpenOptions::default()).unwrap_or_else(|e| panic!("{}", err_text(&e)));
     let dev = img.device();
     assert_eq!(dev.size(), 1 << 20);
-    assert_eq!(sha256_device(dev.as_ref()), pyvhdi_sha256(&[&top, &mid, &parent]));
+    let lib = pyvhdi_raw(&[&top, &mid, &parent], &d.join("top.libvhdi.raw"));
+    assert_same_as_raw(dev.as_ref(), &lib, "top.vhd");
     let m = open_image(&mid, &OpenOptions::default()).expect("mid");
-    assert_eq!(sha256_device(m.device().as_ref()), pyvhdi_sha256(&[&mid, &parent]));
-    // From first principles too: sector 2 is mid's, 50 top's, 110 mid's again, 130 the
+    let lib_mid = pyvhdi_raw(&[&mid, &parent], &d.join("mid.libvhdi.raw"));
+    assert_same_as_raw(m.device().as_ref(), &lib_mid, "mid.vhd");
+    // From first principles too: sector 2 is mid's, 50 top's, 122 mid's again, 130 the
     // parent's (block 1 is in neither child).
     let mut want = vec![0u8; 512];
     let parent_dev = open_image(&parent, &OpenOptions::default()).expect("p").device();
-    for (sector, byte) in [(2u64, Some(0xa1u8)), (50, Some(0xb1)), (110, Some(0xa1)), (130, None)] {
+    for (sector, byte) in [(2u64, Some(0xa1u8)), (50, Some(0xb1)), (122, Some(0xa1)), (130, None)] {
         let mut got = vec![0u8; 512];
         dev.read_exact_at(sector * 512, &mut got).expect("read");
         match byte {
@@ -428,10 +434,8 @@ fn differencing_vhds_match_libvhdi() {
         allow_backing: vec![d.to_path_buf()],
         ..OpenOptions::default()
     };
-    assert_eq!(
-        sha256_device(open_image(&out, &allowed).expect("allowed").device().as_ref()),
-        pyvhdi_sha256(&[&mid, &parent])
-    );
+    let outd = open_image(&out, &allowed).expect("allowed").device();
+    assert_same_as_raw(outd.as_ref(), &lib_mid, "sub/out.vhd");
     // A child that names itself: a loop.
     let lp = d.join("loop.vhd");
     std::fs::write(&lp, differencing(&mid, "loop.vhd", &[])).expect("w");
@@ -466,4 +470,161 @@ fn corpus_fixed_vhd_matches_qemu_img() {
     let img = open_image(&p, &OpenOptions::default()).expect("open");
     assert_eq!(img.info().format, Format::Vpc);
     check(dir.path(), &p, "vpc");
+}
+
+fn guestctl(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_guestctl"))
+        .args(args)
+        .output()
+        .expect("guestctl")
+}
+
+fn guestctl_ok(args: &[&str]) -> std::process::Output {
+    let o = guestctl(args);
+    assert!(
+        o.status.success(),
+        "guestctl {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// Our writers: `qemu-img info` (format, virtual-size), `qemu-img check` where qemu has one
+/// (vdi), `qemu-img compare` with the source, our reader, sparse outputs.
+#[test]
+fn writers_pass_qemu_img() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    for &size in SIZES {
+        let raw = d.join(format!("src-{size}.raw"));
+        pattern_raw(&raw, size);
+        let r = raw.to_str().expect("u");
+        let padded = size.div_ceil(512) * 512;
+        for (args, fmt, want_size, sub) in [
+            (&["-O", "vhd"][..], "vpc", padded, "dynamic"),
+            (&["-O", "vpc", "--subformat", "fixed"][..], "vpc", padded, "fixed"),
+            (&["--azure"][..], "vpc", size.div_ceil(1 << 20) << 20, "fixed"),
+            (&["-O", "vdi"][..], "vdi", padded, "dynamic"),
+            (&["-O", "vdi", "--subformat", "static"][..], "vdi", padded, "static"),
+        ] {
+            let out = d.join(format!("out-{size}-{}.img", args.join("_")));
+            let o = out.to_str().expect("u");
+            let mut a = vec!["convert", "--no-progress", "--verify", r, o];
+            a.extend_from_slice(args);
+            let res = guestctl_ok(&a);
+            let note = String::from_utf8_lossy(&res.stderr).contains("padded with zeros");
+            assert_eq!(note, args == ["--azure"] && size % (1 << 20) != 0, "{args:?}");
+            let q = qemu_info(&out, fmt, d);
+            assert_eq!(q["format"], fmt, "{args:?}");
+            assert_eq!(q["virtual-size"].as_u64(), Some(want_size), "{args:?} {size}");
+            if fmt == "vdi" {
+                let c = qemu_img(&["check", "-f", "vdi", o], d);
+                assert!(
+                    String::from_utf8_lossy(&c.stdout).contains("No errors were found"),
+                    "{args:?}"
+                );
+            }
+            // compare: identical over the source's bytes, zeros in the padding.
+            let c = Command::new("qemu-img")
+                .args(["compare", "-f", "raw", "-F", fmt, r, o])
+                .output()
+                .expect("qemu-img");
+            assert!(
+                c.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&c.stdout)
+            );
+            let img = open_image(&out, &OpenOptions::default()).expect("read back");
+            assert_eq!(img.info().format.name(), fmt);
+            assert_eq!(img.info().subformat.as_deref(), Some(sub), "{args:?}");
+            assert_eq!(img.device().size(), want_size);
+            let qraw = qemu_raw_as(&out, fmt, d);
+            assert_same_as_raw(img.device().as_ref(), &qraw, o);
+            std::fs::remove_file(qraw).expect("rm");
+        }
+    }
+    // Dynamic outputs leave zero blocks unallocated: 16 MiB with data in two places.
+    let sparse = d.join("sparse.raw");
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::File::create(&sparse).expect("create");
+        f.set_len(16 << 20).expect("len");
+        f.write_all_at(b"first", 100).expect("w");
+        f.write_all_at(&[7u8; 4096], (13 << 20) + 5).expect("w");
+    }
+    for (fmt, blocks) in [("vhd", 2u64), ("vdi", 2)] {
+        let out = d.join(format!("sparse.{fmt}"));
+        let o = out.to_str().expect("u");
+        guestctl_ok(&["convert", "--no-progress", sparse.to_str().expect("u"), o, "-O", fmt]);
+        let img = open_image(&out, &OpenOptions::default()).expect("open");
+        let m = img.device().map(0, 16 << 20).expect("map");
+        let data = m.bytes_of(guestctl::block::ExtentKind::Data);
+        let bs = img.info().cluster_size.expect("cluster size");
+        assert_eq!(data, blocks * bs, "{fmt}: {m:?}");
+        assert!(std::fs::metadata(&out).expect("m").len() < 3 * bs + (1 << 16), "{fmt}");
+        let qfmt = if fmt == "vhd" { "vpc" } else { "vdi" };
+        qemu_img(&["compare", "-q", "-f", "raw", "-F", qfmt, sparse.to_str().expect("u"), o], d);
+    }
+    // An output that is a file of the source's chain is refused, even with --force.
+    let base = d.join("src-5000000.raw");
+    let top = d.join("top.qcow2");
+    qemu_img(
+        &[
+            "create", "-q", "-f", "qcow2", "-b", "src-5000000.raw", "-F", "raw",
+            top.to_str().expect("u"),
+        ],
+        d,
+    );
+    let o = guestctl(&[
+        "convert",
+        "--no-progress",
+        "--force",
+        top.to_str().expect("u"),
+        base.to_str().expect("u"),
+        "-O",
+        "vhd",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("source"), "{o:?}");
+    // Usage errors.
+    for bad in [
+        &["-O", "vdi", "--subformat", "fixed"][..],
+        &["-O", "vhd", "--subformat", "static"][..],
+        &["--azure", "-O", "vdi"][..],
+        &["--azure", "--subformat", "dynamic"][..],
+        &["-O", "vhd", "-c"][..],
+    ] {
+        let mut a = vec!["convert", "--no-progress", "x.raw", "y"];
+        a.extend_from_slice(bad);
+        let o = guestctl(&a);
+        assert!(!o.status.success(), "{bad:?} must be refused");
+    }
+}
+
+/// `guestctl info --json` beside `qemu-img info --output=json` on each kind.
+#[test]
+fn info_json_follows_qemu_img() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let raw = d.join("src.raw");
+    pattern_raw(&raw, 3 << 20);
+    let r = raw.to_str().expect("u");
+    for (fmt, opts) in [
+        ("vpc", "subformat=dynamic"),
+        ("vpc", "subformat=fixed"),
+        ("vdi", "static=off"),
+        ("vdi", "static=on"),
+    ] {
+        let out = d.join(format!("i-{}.img", opts.replace('=', "_")));
+        let o = out.to_str().expect("u");
+        qemu_img(&["convert", "-O", fmt, "-o", opts, r, o], d);
+        let ours: serde_json::Value =
+            serde_json::from_slice(&guestctl_ok(&["info", "--json", o]).stdout).expect("json");
+        let q = qemu_info(&out, fmt, d);
+        for key in ["format", "virtual-size", "cluster-size", "dirty-flag"] {
+            assert_eq!(ours.get(key), q.get(key), "{fmt} {opts}: {key}");
+        }
+        let text = String::from_utf8_lossy(&guestctl_ok(&["info", o]).stdout).into_owned();
+        assert!(text.contains(&format!("file format: {fmt}")), "{text}");
+    }
 }
