@@ -165,10 +165,9 @@ impl BlockTable {
         match self.layout {
             _ if e == UNALLOCATED => Some(Slot::Unallocated),
             Layout::Vdi { .. } if e == VDI_ZERO => Some(Slot::Zero),
+            // Entries past the block count are read where they point (qemu and VirtualBox
+            // do: compacted images hold such blocks), zeros past the end of the file.
             Layout::Vdi { data_offset, extra } => {
-                if u64::from(e) >= self.entries.len() as u64 {
-                    return None;
-                }
                 let at = data_offset.checked_add(u64::from(e) * (bs + extra) + extra)?;
                 Some(Slot::Data {
                     data: at,
@@ -188,10 +187,9 @@ impl BlockTable {
         }
     }
 
-    /// Every entry is unallocated, zero or a block inside the file's addressable range; VHD
-    /// blocks (bitmap + data) must end within the file (qemu refuses such truncated images
-    /// too); a VDI block index is below the block count (VDI data past the end of the file
-    /// reads as zeros, as in qemu).
+    /// Every entry is unallocated, zero or a block at an addressable offset; VHD blocks
+    /// (bitmap + data) must end within the file (qemu refuses such truncated images too);
+    /// VDI data past the end of the file reads as zeros, as in qemu.
     fn check(&self) -> Result<()> {
         let file_size = self.file.size();
         let bs = self.block_size();
@@ -200,10 +198,7 @@ impl BlockTable {
             match self.slot_of(e) {
                 None => {
                     return Err(self.corrupt(
-                        format!(
-                            "entry {i} points at block {e}, past the {} blocks of the image",
-                            self.entries.len()
-                        ),
+                        format!("entry {i} ({e:#x}) points past any addressable offset"),
                         i,
                     ))
                 }
@@ -392,11 +387,38 @@ mod tests {
     }
 
     #[test]
-    fn out_of_range_entry_is_named() {
-        let e = vdi(vec![0, 7], vec![0u8; 8192], 8192).expect_err("bad entry");
+    fn entries_past_the_block_count_read_where_they_point() {
+        // Entry 1 names data block 2 of a 2-block image (a compacted VDI can): read there;
+        // block 3 lies past the end of the file: zeros.
+        let mut data = vec![1u8; 8192];
+        data.extend(vec![6u8; 4096]);
+        let t = vdi(vec![0, 2], data.clone(), 8192).expect("open");
+        let mut b = vec![0u8; 8192];
+        t.read_exact_at(0, &mut b).expect("read");
+        assert!(b[4096..].iter().all(|&x| x == 6));
+        let t = vdi(vec![3, 0], data, 8192).expect("open");
+        t.read_exact_at(0, &mut b).expect("read");
+        assert!(b[..4096].iter().all(|&x| x == 0));
+    }
+
+    #[test]
+    fn truncated_vhd_block_is_named() {
+        let e = BlockTable::new(
+            PathBuf::from("t.vhd"),
+            Arc::new(MemoryDevice::new(vec![0u8; 8192])),
+            8192,
+            12,
+            vec![0, 8].into(),
+            Layout::Vhd {
+                bitmap_bytes: 512,
+                bitmaps: false,
+            },
+            0x600,
+            "vhd BAT",
+        )
+        .expect_err("truncated");
         let s = e.to_string();
-        assert!(s.contains("t.vdi: vdi block map at offset 0x4"), "{s}");
-        assert!(s.contains("entry 1 points at block 7"), "{s}");
+        assert!(s.contains("t.vhd: vhd BAT at offset 0x604: block 1 at sector 8"), "{s}");
     }
 
     #[test]
