@@ -7,8 +7,8 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use guestctl::convert::{
     convert_to_qcow2, convert_to_qcow2_over, convert_to_raw, convert_to_vdi, convert_to_vhd,
-    convert_to_vmdk, Compression, Qcow2Options, RawOptions, VdiOptions, VdiSubformat,
-    VhdOptions, VhdSubformat, VmdkOptions, VmdkSubformat,
+    convert_to_vmdk, Compression, Qcow2Options, RawOptions, VdiOptions, VdiSubformat, VhdOptions,
+    VhdSubformat, VmdkOptions, VmdkSubformat,
 };
 use serde::Serialize;
 
@@ -75,7 +75,12 @@ pub struct ConvertArgs {
     #[arg(long, short = 'B', value_name = "FILE")]
     backing: Option<String>,
     /// Output format (vhd is qemu-img's vpc).
-    #[arg(short = 'O', long = "output-format", value_enum, required_unless_present = "azure")]
+    #[arg(
+        short = 'O',
+        long = "output-format",
+        value_enum,
+        required_unless_present = "azure"
+    )]
     output_format: Option<OutFormat>,
     /// Subformat: monolithicSparse|streamOptimized (-O vmdk), dynamic|fixed (-O vhd),
     /// dynamic|static (-O vdi).
@@ -185,13 +190,9 @@ fn batch(a: &ConvertArgs) -> anyhow::Result<()> {
     let mut results = Vec::new();
     for src in &a.paths {
         let t = std::time::Instant::now();
-        let dst = src.file_stem().map(|s| {
-            dir.join(format!(
-                "{}.{}",
-                s.to_string_lossy(),
-                extension(a.format())
-            ))
-        });
+        let dst = src
+            .file_stem()
+            .map(|s| dir.join(format!("{}.{}", s.to_string_lossy(), extension(a.format()))));
         let r = match &dst {
             None => Err(anyhow::anyhow!(
                 "{}: source has no file name",
@@ -243,13 +244,17 @@ fn validate(a: &ConvertArgs) -> anyhow::Result<()> {
     let fmt = a.format();
     if a.azure {
         if fmt != OutFormat::Vhd {
-            bail!("--azure writes a fixed VHD: it cannot be combined with -O {}", extension(fmt));
+            bail!(
+                "--azure writes a fixed VHD: it cannot be combined with -O {}",
+                extension(fmt)
+            );
         }
         if matches!(a.subformat, Some(s) if s != Subformat::Fixed) {
             bail!("--azure writes a fixed VHD (Azure accepts no other subformat)");
         }
     }
-    if matches!(fmt, OutFormat::Vhd | OutFormat::Vdi) && (a.compress.is_some() || a.level.is_some()) {
+    if matches!(fmt, OutFormat::Vhd | OutFormat::Vdi) && (a.compress.is_some() || a.level.is_some())
+    {
         bail!("VHD and VDI blocks are never compressed: --compress and --level do not apply");
     }
     if fmt == OutFormat::Raw && (a.compress.is_some() || a.level.is_some()) {

@@ -59,10 +59,7 @@ fn fetch(row: &Row, dir: &Path) -> std::path::PathBuf {
 fn supported_containers_match_qemu_img() {
     let rows = oracle();
     let mut checked = 0;
-    for row in rows
-        .iter()
-        .filter(|r| read_by_us(&r.format))
-    {
+    for row in rows.iter().filter(|r| read_by_us(&r.format)) {
         let dir = tempfile::tempdir().expect("tmp");
         let p = fetch(row, dir.path());
         let img =
@@ -145,10 +142,7 @@ fn converted_containers_match_qemu_img() {
     let rows = oracle();
     let gc = env!("CARGO_BIN_EXE_guestctl");
     let mut checked = 0;
-    for row in rows
-        .iter()
-        .filter(|r| read_by_us(&r.format))
-    {
+    for row in rows.iter().filter(|r| read_by_us(&r.format)) {
         let dir = tempfile::tempdir().expect("tmp");
         let p = fetch(row, dir.path());
         let d = dir.path();

@@ -9,9 +9,7 @@ use crate::support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use guestctl::formats::vhd::header::{
-    geometry, platform, DiskType, DynHeader, Footer, Locator,
-};
+use guestctl::formats::vhd::header::{geometry, platform, DiskType, DynHeader, Footer, Locator};
 use guestctl::{open_image, BlockDevice, ErrorKind, Format, OpenOptions};
 use support::*;
 
@@ -148,7 +146,11 @@ fn qemu_made_vdis_match_qemu_img() {
             qemu_img(&["convert", "-O", "vdi", "-o", opts, r, i], d);
             check(d, &img, "vdi");
             let o = open_image(&img, &OpenOptions::default()).expect("open");
-            let sub = if opts == "static=on" { "static" } else { "dynamic" };
+            let sub = if opts == "static=on" {
+                "static"
+            } else {
+                "dynamic"
+            };
             assert_eq!(o.info().subformat.as_deref(), Some(sub));
         }
     }
@@ -156,7 +158,11 @@ fn qemu_made_vdis_match_qemu_img() {
     qemu_io(
         "vdi",
         "w.vdi",
-        &["write -P 0x44 3M 5000", "write -P 0x55 0 512", "write -P 0x66 1M 1M"],
+        &[
+            "write -P 0x44 3M 5000",
+            "write -P 0x55 0 512",
+            "write -P 0x66 1M 1M",
+        ],
         d,
     );
     check(d, &d.join("w.vdi"), "vdi");
@@ -190,13 +196,27 @@ fn creator_ids_decide_the_size_like_qemu() {
     for sub in ["fixed", "dynamic"] {
         let base = d.join(format!("base-{sub}.vhd"));
         let opt = format!("subformat={sub},force_size=on");
-        qemu_img(&["convert", "-O", "vpc", "-o", &opt, r, base.to_str().expect("u")], d);
+        qemu_img(
+            &[
+                "convert",
+                "-O",
+                "vpc",
+                "-o",
+                &opt,
+                r,
+                base.to_str().expect("u"),
+            ],
+            d,
+        );
         let len = std::fs::metadata(&base).expect("m").len();
         for app in [
             *b"vpc ", *b"qemu", *b"qem2", *b"win ", *b"d2v ", *b"tap\0", *b"CTXS", *b"wa\0\0",
             *b"xyz1",
         ] {
-            let img = d.join(format!("{sub}-{}.vhd", String::from_utf8_lossy(&app).trim_end_matches('\0').trim()));
+            let img = d.join(format!(
+                "{sub}-{}.vhd",
+                String::from_utf8_lossy(&app).trim_end_matches('\0').trim()
+            ));
             std::fs::copy(&base, &img).expect("cp");
             let edit = |f: &mut Footer| {
                 f.creator_app = app;
@@ -215,7 +235,10 @@ fn creator_ids_decide_the_size_like_qemu() {
         }
     }
     // Both rules were exercised: the geometry's 4978688 bytes and current_size's 5000192.
-    assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec![4_978_688, 5_000_192]);
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        vec![4_978_688, 5_000_192]
+    );
 }
 
 fn utf16le(s: &str) -> Vec<u8> {
@@ -367,15 +390,18 @@ fn differencing_vhds_match_libvhdi() {
     );
     // A middle layer beside the parent, a top layer in the test directory.
     let mid = d.join("base/mid.vhd");
-    let mid_blocks: &[(u32, &[(u64, u64)], u8)] =
-        &[(0, &[(0, 8), (100, 128)], 0xa1), (3, &[(5, 8), (16, 24)], 0xa2)];
+    let mid_blocks: &[(u32, &[(u64, u64)], u8)] = &[
+        (0, &[(0, 8), (100, 128)], 0xa1),
+        (3, &[(5, 8), (16, 24)], 0xa2),
+    ];
     std::fs::write(&mid, differencing(&parent, "parent.vhd", mid_blocks)).expect("w");
     let top = d.join("top.vhd");
     let top_blocks: &[(u32, &[(u64, u64)], u8)] =
         &[(0, &[(4, 120)], 0xb1), (15, &[(0, 128)], 0xb2)];
     std::fs::write(&top, differencing(&mid, "base/mid.vhd", top_blocks)).expect("w");
 
-    let img = open_image(&top, &OpenOptions::default()).unwrap_or_else(|e| panic!("{}", err_text(&e)));
+    let img =
+        open_image(&top, &OpenOptions::default()).unwrap_or_else(|e| panic!("{}", err_text(&e)));
     let dev = img.device();
     assert_eq!(dev.size(), 1 << 20);
     let lib = pyvhdi_raw(&[&top, &mid, &parent], &d.join("top.libvhdi.raw"));
@@ -386,31 +412,56 @@ fn differencing_vhds_match_libvhdi() {
     // From first principles too: sector 2 is mid's, 50 top's, 122 mid's again, 130 the
     // parent's (block 1 is in neither child).
     let mut want = vec![0u8; 512];
-    let parent_dev = open_image(&parent, &OpenOptions::default()).expect("p").device();
-    for (sector, byte) in [(2u64, Some(0xa1u8)), (50, Some(0xb1)), (122, Some(0xa1)), (130, None)] {
+    let parent_dev = open_image(&parent, &OpenOptions::default())
+        .expect("p")
+        .device();
+    for (sector, byte) in [
+        (2u64, Some(0xa1u8)),
+        (50, Some(0xb1)),
+        (122, Some(0xa1)),
+        (130, None),
+    ] {
         let mut got = vec![0u8; 512];
         dev.read_exact_at(sector * 512, &mut got).expect("read");
         match byte {
             Some(b) => want.fill(b),
-            None => parent_dev.read_exact_at(sector * 512, &mut want).expect("p"),
+            None => parent_dev
+                .read_exact_at(sector * 512, &mut want)
+                .expect("p"),
         }
         assert_eq!(got, want, "sector {sector}");
     }
     // map() sees through to the parent: only its zero/unallocated ranges are not data.
     let map = dev.map(0, dev.size()).expect("map");
-    assert!(map.iter().any(|e| e.kind == guestctl::block::ExtentKind::Data));
+    assert!(map
+        .iter()
+        .any(|e| e.kind == guestctl::block::ExtentKind::Data));
     // info names the chain as the locators did.
     let names: Vec<_> = img
         .info()
         .chain()
         .iter()
-        .map(|i| (i.format.name(), i.backing_filename.clone(), i.subformat.clone()))
+        .map(|i| {
+            (
+                i.format.name(),
+                i.backing_filename.clone(),
+                i.subformat.clone(),
+            )
+        })
         .collect();
     assert_eq!(
         names,
         vec![
-            ("vpc", Some("base/mid.vhd".into()), Some("differencing".into())),
-            ("vpc", Some("parent.vhd".into()), Some("differencing".into())),
+            (
+                "vpc",
+                Some("base/mid.vhd".into()),
+                Some("differencing".into())
+            ),
+            (
+                "vpc",
+                Some("parent.vhd".into()),
+                Some("differencing".into())
+            ),
             ("vpc", None, Some("dynamic".into())),
         ]
     );
@@ -429,7 +480,10 @@ fn differencing_vhds_match_libvhdi() {
     let out = d.join("sub/out.vhd");
     std::fs::write(&out, differencing(&mid, "../base/mid.vhd", &[])).expect("w");
     let e = open_err(&out, &OpenOptions::default());
-    assert!(e.contains("outside") && e.contains("--allow-backing"), "{e}");
+    assert!(
+        e.contains("outside") && e.contains("--allow-backing"),
+        "{e}"
+    );
     let allowed = OpenOptions {
         allow_backing: vec![d.to_path_buf()],
         ..OpenOptions::default()
@@ -449,14 +503,23 @@ fn differencing_vhds_match_libvhdi() {
     let img = open_image(&mid, &OpenOptions::default()).expect("opens");
     let mut b = vec![0u8; 512];
     img.device().read_exact_at(0, &mut b).expect("own sector");
-    let e = img.device().read_exact_at(20 * 512, &mut b).expect_err("parent changed");
+    let e = img
+        .device()
+        .read_exact_at(20 * 512, &mut b)
+        .expect_err("parent changed");
     assert!(e.to_string().contains("unique id 77777777"), "{e}");
     // The parent gone: a named error.
     std::fs::remove_file(&parent).expect("rm");
     let e = open_err(&mid, &OpenOptions::default());
-    assert!(e.contains("\"parent.vhd\"") && e.contains("was not found"), "{e}");
+    assert!(
+        e.contains("\"parent.vhd\"") && e.contains("was not found"),
+        "{e}"
+    );
     assert_eq!(
-        open_image(&mid, &OpenOptions::default()).map(|_| ()).unwrap_err().kind(),
+        open_image(&mid, &OpenOptions::default())
+            .map(|_| ())
+            .unwrap_err()
+            .kind(),
         ErrorKind::Io
     );
 }
@@ -502,10 +565,25 @@ fn writers_pass_qemu_img() {
         let padded = size.div_ceil(512) * 512;
         for (args, fmt, want_size, sub) in [
             (&["-O", "vhd"][..], "vpc", padded, "dynamic"),
-            (&["-O", "vpc", "--subformat", "fixed"][..], "vpc", padded, "fixed"),
-            (&["--azure"][..], "vpc", size.div_ceil(1 << 20) << 20, "fixed"),
+            (
+                &["-O", "vpc", "--subformat", "fixed"][..],
+                "vpc",
+                padded,
+                "fixed",
+            ),
+            (
+                &["--azure"][..],
+                "vpc",
+                size.div_ceil(1 << 20) << 20,
+                "fixed",
+            ),
             (&["-O", "vdi"][..], "vdi", padded, "dynamic"),
-            (&["-O", "vdi", "--subformat", "static"][..], "vdi", padded, "static"),
+            (
+                &["-O", "vdi", "--subformat", "static"][..],
+                "vdi",
+                padded,
+                "static",
+            ),
         ] {
             let out = d.join(format!("out-{size}-{}.img", args.join("_")));
             let o = out.to_str().expect("u");
@@ -513,10 +591,18 @@ fn writers_pass_qemu_img() {
             a.extend_from_slice(args);
             let res = guestctl_ok(&a);
             let note = String::from_utf8_lossy(&res.stderr).contains("padded with zeros");
-            assert_eq!(note, args == ["--azure"] && size % (1 << 20) != 0, "{args:?}");
+            assert_eq!(
+                note,
+                args == ["--azure"] && size % (1 << 20) != 0,
+                "{args:?}"
+            );
             let q = qemu_info(&out, fmt, d);
             assert_eq!(q["format"], fmt, "{args:?}");
-            assert_eq!(q["virtual-size"].as_u64(), Some(want_size), "{args:?} {size}");
+            assert_eq!(
+                q["virtual-size"].as_u64(),
+                Some(want_size),
+                "{args:?} {size}"
+            );
             if fmt == "vdi" {
                 let c = qemu_img(&["check", "-f", "vdi", o], d);
                 assert!(
@@ -555,22 +641,51 @@ fn writers_pass_qemu_img() {
     for (fmt, blocks) in [("vhd", 2u64), ("vdi", 2)] {
         let out = d.join(format!("sparse.{fmt}"));
         let o = out.to_str().expect("u");
-        guestctl_ok(&["convert", "--no-progress", sparse.to_str().expect("u"), o, "-O", fmt]);
+        guestctl_ok(&[
+            "convert",
+            "--no-progress",
+            sparse.to_str().expect("u"),
+            o,
+            "-O",
+            fmt,
+        ]);
         let img = open_image(&out, &OpenOptions::default()).expect("open");
         let m = img.device().map(0, 16 << 20).expect("map");
         let data = m.bytes_of(guestctl::block::ExtentKind::Data);
         let bs = img.info().cluster_size.expect("cluster size");
         assert_eq!(data, blocks * bs, "{fmt}: {m:?}");
-        assert!(std::fs::metadata(&out).expect("m").len() < 3 * bs + (1 << 16), "{fmt}");
+        assert!(
+            std::fs::metadata(&out).expect("m").len() < 3 * bs + (1 << 16),
+            "{fmt}"
+        );
         let qfmt = if fmt == "vhd" { "vpc" } else { "vdi" };
-        qemu_img(&["compare", "-q", "-f", "raw", "-F", qfmt, sparse.to_str().expect("u"), o], d);
+        qemu_img(
+            &[
+                "compare",
+                "-q",
+                "-f",
+                "raw",
+                "-F",
+                qfmt,
+                sparse.to_str().expect("u"),
+                o,
+            ],
+            d,
+        );
     }
     // An output that is a file of the source's chain is refused, even with --force.
     let base = d.join("src-5000000.raw");
     let top = d.join("top.qcow2");
     qemu_img(
         &[
-            "create", "-q", "-f", "qcow2", "-b", "src-5000000.raw", "-F", "raw",
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-b",
+            "src-5000000.raw",
+            "-F",
+            "raw",
             top.to_str().expect("u"),
         ],
         d,
@@ -585,7 +700,10 @@ fn writers_pass_qemu_img() {
         "vhd",
     ]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("source"), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("source"),
+        "{o:?}"
+    );
     // Usage errors.
     for bad in [
         &["-O", "vdi", "--subformat", "fixed"][..],
@@ -641,7 +759,11 @@ fn qemu_io_read(img: &Path, fmt: &str, ranges: &[(u64, u64)]) -> Vec<Vec<u8>> {
         .arg(img)
         .output()
         .expect("qemu-io");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let mut bytes = Vec::new();
     for line in text.lines() {

@@ -113,7 +113,10 @@ pub(crate) fn write_blocks(
                 });
             }
         }
-        progress(((first + nonzero.len().div_ceil(pieces_per_block) as u64) * block).min(size) - first * block);
+        progress(
+            ((first + nonzero.len().div_ceil(pieces_per_block) as u64) * block).min(size)
+                - first * block,
+        );
         Ok(ops)
     };
     let wr = |buf: &[u8], off: u64| {

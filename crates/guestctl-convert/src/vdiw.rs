@@ -71,7 +71,15 @@ pub(crate) fn write_vdi(
         _ => Placement::Appended,
     };
     let end = write_blocks(
-        src, out, out_path, bs, &[], data_at, placement, &mut slot, progress,
+        src,
+        out,
+        out_path,
+        bs,
+        &[],
+        data_at,
+        placement,
+        &mut slot,
+        progress,
     )?;
     let end = match kind {
         ImageType::Static => data_at + blocks * bs,

@@ -92,8 +92,9 @@ pub(crate) fn write_vhd(
     };
     match opts.subformat {
         VhdSubformat::Fixed => {
-            out.set_len(size + FOOTER_LEN as u64)
-                .map_err(|e| crate::write_error(e, "cannot size the output file", out_path, None))?;
+            out.set_len(size + FOOTER_LEN as u64).map_err(|e| {
+                crate::write_error(e, "cannot size the output file", out_path, None)
+            })?;
             crate::raw_into(src, out, out_path, false, progress)?;
             wr(&footer(size, DiskType::Fixed, u64::MAX).to_bytes(), size)
         }
@@ -136,8 +137,9 @@ pub(crate) fn write_vhd(
                 parent_name: String::new(),
                 locators: Default::default(),
             };
-            out.set_len(end + FOOTER_LEN as u64)
-                .map_err(|e| crate::write_error(e, "cannot size the output file", out_path, None))?;
+            out.set_len(end + FOOTER_LEN as u64).map_err(|e| {
+                crate::write_error(e, "cannot size the output file", out_path, None)
+            })?;
             wr(&bat, bat_at)?;
             wr(&dynh.to_bytes(), 512)?;
             wr(&f.to_bytes(), end)?;

@@ -54,7 +54,10 @@ pub(crate) enum Layout {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Slot {
     /// Host offset of the block's first data byte; for VHD with bitmaps, also the bitmap's.
-    Data { data: u64, bitmap: Option<u64> },
+    Data {
+        data: u64,
+        bitmap: Option<u64>,
+    },
     Zero,
     Unallocated,
 }
@@ -126,7 +129,9 @@ impl BlockTable {
             layout,
             table_offset,
             structure,
-            bitmaps: TableCache::new(((BITMAP_CACHE_BYTES / bitmap_bytes) as usize).clamp(16, 4096)),
+            bitmaps: TableCache::new(
+                ((BITMAP_CACHE_BYTES / bitmap_bytes) as usize).clamp(16, 4096),
+            ),
             parent: None,
         };
         t.check()?;
@@ -256,7 +261,10 @@ impl BlockTable {
             } => {
                 // Runs of equal bits, from pos's sector to the end of the request or block.
                 let map = self.bitmap(at, index)?;
-                let bit = |s: u64| map.get((s / 8) as usize).is_some_and(|b| b & (0x80 >> (s % 8)) != 0);
+                let bit = |s: u64| {
+                    map.get((s / 8) as usize)
+                        .is_some_and(|b| b & (0x80 >> (s % 8)) != 0)
+                };
                 let first = within / 512;
                 let set = bit(first);
                 let mut s = first + 1;
@@ -265,7 +273,11 @@ impl BlockTable {
                     s += 1;
                 }
                 let len = (s * 512).min(within + in_block) - within;
-                let kind = if set { Kind::Data(data + within) } else { Kind::Unalloc };
+                let kind = if set {
+                    Kind::Data(data + within)
+                } else {
+                    Kind::Unalloc
+                };
                 return Ok((kind, len));
             }
             Slot::Data { data, bitmap: None } => Kind::Data(data + within),
@@ -418,13 +430,19 @@ mod tests {
         )
         .expect_err("truncated");
         let s = e.to_string();
-        assert!(s.contains("t.vhd: vhd BAT at offset 0x604: block 1 at sector 8"), "{s}");
+        assert!(
+            s.contains("t.vhd: vhd BAT at offset 0x604: block 1 at sector 8"),
+            "{s}"
+        );
     }
 
     #[test]
     fn contiguous_blocks_coalesce() {
         let t = vdi(vec![0, 1, 2], vec![5u8; 3 * 4096], 3 * 4096).expect("open");
-        assert_eq!(t.lookup(100, 1 << 20).expect("l"), (Kind::Data(100), 3 * 4096 - 100));
+        assert_eq!(
+            t.lookup(100, 1 << 20).expect("l"),
+            (Kind::Data(100), 3 * 4096 - 100)
+        );
     }
 
     #[test]

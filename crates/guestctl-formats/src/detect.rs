@@ -184,9 +184,15 @@ mod tests {
         );
         let mut tail = [0u8; 512];
         tail[..8].copy_from_slice(b"conectix");
-        assert_eq!(detect(&[0u8; 1024], &tail), Detected::Supported(Format::Vpc));
+        assert_eq!(
+            detect(&[0u8; 1024], &tail),
+            Detected::Supported(Format::Vpc)
+        );
         tail.copy_within(0..8, 1);
-        assert_eq!(detect(&[0u8; 1024], &tail), Detected::Supported(Format::Vpc));
+        assert_eq!(
+            detect(&[0u8; 1024], &tail),
+            Detected::Supported(Format::Vpc)
+        );
         assert_eq!(detect(b"conectix", &[]), Detected::Supported(Format::Vpc));
         let mut vdi = [0u8; 1024];
         vdi[64..68].copy_from_slice(&0xbeda_107f_u32.to_le_bytes());

@@ -185,7 +185,11 @@ impl Qcow2 {
                 };
                 let img = ctx.open_backing(path, name, fmt)?;
                 (
-                    Some(Parent::new(img.device(), path.to_path_buf(), "qcow2 header")),
+                    Some(Parent::new(
+                        img.device(),
+                        path.to_path_buf(),
+                        "qcow2 header",
+                    )),
                     Some(img.info().clone()),
                 )
             }

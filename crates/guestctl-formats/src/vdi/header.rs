@@ -121,11 +121,11 @@ impl Header {
         }
         let sig = le32(b, 64);
         if sig != SIGNATURE {
-            return Err(Error::corrupt(format!(
-                "signature {sig:#010x} is not {SIGNATURE:#010x}"
-            ))
-            .structure("vdi header")
-            .at(64));
+            return Err(
+                Error::corrupt(format!("signature {sig:#010x} is not {SIGNATURE:#010x}"))
+                    .structure("vdi header")
+                    .at(64),
+            );
         }
         Ok(Header {
             text: text_at(&b[..64]),
@@ -221,7 +221,10 @@ pub(crate) mod tests {
         assert_eq!(h.kind(), Some(ImageType::Differencing));
         let mut bad = b;
         bad[64] = 0;
-        assert!(Header::parse(&bad).expect_err("sig").to_string().contains("signature"));
+        assert!(Header::parse(&bad)
+            .expect_err("sig")
+            .to_string()
+            .contains("signature"));
         assert!(Header::parse(&b[..100]).is_err());
     }
 }

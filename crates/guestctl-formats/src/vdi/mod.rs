@@ -188,7 +188,8 @@ pub(crate) fn open(
             let img = ctx.open_backing(path, &name, Some(Format::Vdi))?;
             info.backing_filename = Some(name);
             info.full_backing_filename = Some(img.info().filename.clone());
-            let refuse = (!is_null(&h.uuid_parent_modify) && h.uuid_parent_modify != ph.uuid_modify)
+            let refuse = (!is_null(&h.uuid_parent_modify)
+                && h.uuid_parent_modify != ph.uuid_modify)
                 .then(|| {
                     format!(
                         "the parent {:?} was modified (modification UUID {}) after this \
@@ -242,7 +243,8 @@ fn vdi_names(dir: &Path) -> std::io::Result<Vec<String>> {
 /// beside it whose `uuidCreate` is `h.uuid_link`. Returns its name and header.
 pub(crate) fn find_parent(path: &Path, h: &Header, ctx: &Ctx<'_>) -> Result<(String, Header)> {
     let want = uuid_string(&h.uuid_link, true);
-    let err = |kind: ErrorKind, msg: String| Error::new(kind, msg).path(path).structure("vdi header");
+    let err =
+        |kind: ErrorKind, msg: String| Error::new(kind, msg).path(path).structure("vdi header");
     let dir: PathBuf = match path.parent().filter(|p| !p.as_os_str().is_empty()) {
         Some(d) => d.to_path_buf(),
         None => PathBuf::from("."),
@@ -344,7 +346,10 @@ mod tests {
         assert!(b[4096..8192].iter().all(|&x| x == 0));
         assert!(b[8192..].iter().all(|&x| x == 7));
         assert_eq!(img.info().cluster_size, Some(4096));
-        assert_eq!(img.info().format_specific.as_ref().expect("fs").data["blocks-allocated"], 2);
+        assert_eq!(
+            img.info().format_specific.as_ref().expect("fs").data["blocks-allocated"],
+            2
+        );
     }
 
     #[test]
@@ -353,7 +358,9 @@ mod tests {
         let bad = |f: &dyn Fn(&mut Header)| {
             let mut h = good.clone();
             f(&mut h);
-            open_bytes(image(&h, &[], &[])).expect_err("hostile").to_string()
+            open_bytes(image(&h, &[], &[]))
+                .expect_err("hostile")
+                .to_string()
         };
         assert!(bad(&|h| h.version = 0x10000).contains("version 1.0"));
         assert!(bad(&|h| h.image_type = 3).contains("undo"));
@@ -382,8 +389,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let d = dir.path();
         let base = header(ImageType::Dynamic, 3 * 4096, 4096, 3);
-        std::fs::write(d.join("base.vdi"), image(&base, &[(0, 1), (1, 1), (2, 1)], &[]))
-            .expect("w");
+        std::fs::write(
+            d.join("base.vdi"),
+            image(&base, &[(0, 1), (1, 1), (2, 1)], &[]),
+        )
+        .expect("w");
         let mut mid = header(ImageType::Differencing, 3 * 4096, 4096, 3);
         mid.uuid_image = [3; 16];
         mid.uuid_modify = [4; 16];
@@ -420,7 +430,12 @@ mod tests {
         // Without the parent: a named error; with --no-backing: this image's blocks only.
         std::fs::remove_file(d.join("base.vdi")).expect("rm");
         let e = open_image(d.join("top.vdi"), &OpenOptions::default()).expect_err("missing");
-        let s = format!("{e} {}", std::error::Error::source(&e).map(|c| c.to_string()).unwrap_or_default());
+        let s = format!(
+            "{e} {}",
+            std::error::Error::source(&e)
+                .map(|c| c.to_string())
+                .unwrap_or_default()
+        );
         assert!(s.contains("was not found"), "{s}");
         let lone = open_image(
             d.join("mid.VDI"),
@@ -443,7 +458,12 @@ mod tests {
         // Two copies of the parent: ambiguous.
         std::fs::copy(d.join("base.vdi"), d.join("copy.vdi")).expect("cp");
         let e = open_image(d.join("mid.VDI"), &OpenOptions::default()).expect_err("ambiguous");
-        let s = format!("{e} {}", std::error::Error::source(&e).map(|c| c.to_string()).unwrap_or_default());
+        let s = format!(
+            "{e} {}",
+            std::error::Error::source(&e)
+                .map(|c| c.to_string())
+                .unwrap_or_default()
+        );
         assert!(s.contains("several files"), "{s}");
         // A child that names itself: a loop, refused.
         let mut selfish = top.clone();

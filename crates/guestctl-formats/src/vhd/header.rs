@@ -118,7 +118,9 @@ impl Footer {
         if stored != computed {
             return Err(corrupt(
                 S,
-                format!("checksum {stored:#010x} does not match the footer's bytes ({computed:#010x})"),
+                format!(
+                    "checksum {stored:#010x} does not match the footer's bytes ({computed:#010x})"
+                ),
                 at,
             ));
         }
@@ -300,7 +302,9 @@ impl DynHeader {
         if stored != computed {
             return Err(corrupt(
                 S,
-                format!("checksum {stored:#010x} does not match the header's bytes ({computed:#010x})"),
+                format!(
+                    "checksum {stored:#010x} does not match the header's bytes ({computed:#010x})"
+                ),
                 at,
             ));
         }
@@ -416,7 +420,11 @@ pub(crate) mod tests {
         Footer {
             features: 2,
             version: 0x0001_0000,
-            data_offset: if kind == DiskType::Fixed { u64::MAX } else { 512 },
+            data_offset: if kind == DiskType::Fixed {
+                u64::MAX
+            } else {
+                512
+            },
             timestamp: 0,
             creator_app: *creator,
             creator_version: 0x0005_0003,
@@ -445,7 +453,11 @@ pub(crate) mod tests {
         let mut bad = b;
         bad[100] ^= 1;
         let e = Footer::parse(&bad, 0x1000).expect_err("checksum");
-        assert!(e.to_string().contains("vhd footer at offset 0x1000: checksum"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("vhd footer at offset 0x1000: checksum"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -456,7 +468,9 @@ pub(crate) mod tests {
         assert_eq!(f.virtual_size(), 143 * 4 * 17 * 512);
         f.creator_app = *b"vpc ";
         assert!(f.size_from_chs());
-        for app in [b"qem2", b"win ", b"d2v ", b"tap\0", b"wa\0\0", b"CTXS", b"xyz "] {
+        for app in [
+            b"qem2", b"win ", b"d2v ", b"tap\0", b"wa\0\0", b"CTXS", b"xyz ",
+        ] {
             f.creator_app = *app;
             assert_eq!(f.virtual_size(), 5_000_000 / 512 * 512, "{app:?}");
         }
@@ -516,7 +530,10 @@ pub(crate) mod tests {
             .encode_utf16()
             .flat_map(u16::to_le_bytes)
             .collect();
-        assert_eq!(locator_path(platform::W2RU, &w).as_deref(), Some("./dir/p.vhd"));
+        assert_eq!(
+            locator_path(platform::W2RU, &w).as_deref(),
+            Some("./dir/p.vhd")
+        );
         assert_eq!(
             locator_path(platform::MACX, b"file://localhost/Users/a%20b/p.vhd").as_deref(),
             Some("/Users/a b/p.vhd")

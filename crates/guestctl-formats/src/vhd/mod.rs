@@ -145,7 +145,10 @@ pub(crate) fn open(
     } else {
         let (table, dynh) = open_dynamic(file.clone(), path, &footer, size, kind)?;
         info.cluster_size = Some(table.block_size());
-        data.insert("allocated-blocks".to_string(), json!(table.allocated_blocks()));
+        data.insert(
+            "allocated-blocks".to_string(),
+            json!(table.allocated_blocks()),
+        );
         let parent = if kind == DiskType::Differencing {
             data.insert(
                 "parent-unique-id".to_string(),
@@ -374,8 +377,8 @@ fn parent_mismatch(h: &DynHeader, parent: &ImageInfo) -> Option<String> {
 mod tests {
     use super::*;
     use crate::{open_image_device, OpenOptions};
-    use guestctl_block::MemoryDevice;
     use guestctl_block::ExtentKind;
+    use guestctl_block::MemoryDevice;
     use header::tests::footer;
 
     fn open_bytes(b: Vec<u8>) -> Result<Image> {
@@ -468,11 +471,17 @@ mod tests {
         let mut b = good.clone();
         b[1536..1540].copy_from_slice(&0x00ff_ffffu32.to_be_bytes());
         let e = open_bytes(b).expect_err("truncated").to_string();
-        assert!(e.contains("vhd BAT at offset 0x600") && e.contains("truncated"), "{e}");
+        assert!(
+            e.contains("vhd BAT at offset 0x600") && e.contains("truncated"),
+            "{e}"
+        );
         // A bad dynamic-header checksum.
         let mut b = good.clone();
         b[512 + 600] ^= 1;
-        assert!(open_bytes(b).expect_err("csum").to_string().contains("checksum"));
+        assert!(open_bytes(b)
+            .expect_err("csum")
+            .to_string()
+            .contains("checksum"));
         // Nothing at all.
         assert!(open_bytes(vec![0u8; 100]).is_err());
         assert!(open_bytes(vec![0u8; 4096]).is_err());
