@@ -248,7 +248,10 @@ fn utf16le(s: &str) -> Vec<u8> {
 /// A differencing VHD over `parent` (a VHD file), written from the spec: 64 KiB blocks,
 /// `blocks` lists (block index, sector runs set in its bitmap, fill byte); clear sectors hold
 /// zeros. Locators: W2ru `rel`, W2ku `C:\vms\<name>`.
-fn differencing(parent: &Path, rel: &str, blocks: &[(u32, &[(u64, u64)], u8)]) -> Vec<u8> {
+/// One allocated block of a test differencing disk: index, bitmap runs, fill byte.
+type Block<'a> = (u32, &'a [(u64, u64)], u8);
+
+fn differencing(parent: &Path, rel: &str, blocks: &[Block]) -> Vec<u8> {
     let pb = std::fs::read(parent).expect("parent");
     let pf = Footer::parse(&pb[pb.len() - 512..], 0).expect("parent footer");
     let size = pf.virtual_size();
@@ -390,14 +393,13 @@ fn differencing_vhds_match_libvhdi() {
     );
     // A middle layer beside the parent, a top layer in the test directory.
     let mid = d.join("base/mid.vhd");
-    let mid_blocks: &[(u32, &[(u64, u64)], u8)] = &[
+    let mid_blocks: &[Block] = &[
         (0, &[(0, 8), (100, 128)], 0xa1),
         (3, &[(5, 8), (16, 24)], 0xa2),
     ];
     std::fs::write(&mid, differencing(&parent, "parent.vhd", mid_blocks)).expect("w");
     let top = d.join("top.vhd");
-    let top_blocks: &[(u32, &[(u64, u64)], u8)] =
-        &[(0, &[(4, 120)], 0xb1), (15, &[(0, 128)], 0xb2)];
+    let top_blocks: &[Block] = &[(0, &[(4, 120)], 0xb1), (15, &[(0, 128)], 0xb2)];
     std::fs::write(&top, differencing(&mid, "base/mid.vhd", top_blocks)).expect("w");
 
     let img =
@@ -518,7 +520,7 @@ fn differencing_vhds_match_libvhdi() {
     assert_eq!(
         open_image(&mid, &OpenOptions::default())
             .map(|_| ())
-            .unwrap_err()
+            .expect_err("missing parent")
             .kind(),
         ErrorKind::Io
     );

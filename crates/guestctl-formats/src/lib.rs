@@ -237,10 +237,12 @@ impl Ctx<'_> {
             Some(f) => f,
             None => match detect_device(file.as_ref())? {
                 Detected::Supported(f) => f,
-                Detected::Unsupported(name) => return Err(Error::unsupported(format!(
+                Detected::Unsupported(name) => {
+                    return Err(Error::unsupported(format!(
                     "unsupported format {name}: guestctl reads raw, qcow2, vmdk, vpc (VHD) and vdi"
                 ))
-                .path(path)),
+                    .path(path))
+                }
             },
         };
         match format {
