@@ -342,13 +342,33 @@ impl BlockDevice for BlockTable {
             let pos = offset + done;
             let (kind, len) = self.lookup(pos, total - done)?;
             match kind {
-                Kind::Data(_) => m.push(pos, len, ExtentKind::Data),
+                Kind::Data(host) => self.map_data(pos, host, len, &mut m)?,
                 Kind::Zero => m.push(pos, len, ExtentKind::Zero),
                 Kind::Unalloc => map_through(self.parent.as_ref(), pos, len, &mut m)?,
             }
             done += len;
         }
         Ok(m)
+    }
+}
+
+impl BlockTable {
+    /// Appends guest `[pos, pos + len)`, stored at host `host`, as the file's own map says:
+    /// holes in the file (a static VDI's unwritten blocks, a sparse copy) and bytes past
+    /// its end read as zeros, so they are not read at all (qemu asks the file too).
+    fn map_data(&self, pos: u64, host: u64, len: u64, m: &mut Mapping) -> Result<()> {
+        let (fo, fl) = clip(host, len, self.file.size());
+        if fl > 0 {
+            for e in self.file.map(fo, fl)?.iter() {
+                let kind = match e.kind {
+                    ExtentKind::Data => ExtentKind::Data,
+                    _ => ExtentKind::Zero,
+                };
+                m.push(pos + (e.offset - host), e.len, kind);
+            }
+        }
+        m.push(pos + fl, len - fl, ExtentKind::Zero);
+        Ok(())
     }
 }
 
