@@ -13,9 +13,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use guestctl_block::{BlockDevice, Error, Result};
-use guestctl_formats::vdi::header::{
-    Header, ImageType, DEFAULT_BLOCK_SIZE, HEADER_SIZE_V1, TEXT, VERSION_1_1,
-};
+use guestctl_formats::vdi::header::{Header, ImageType, DEFAULT_BLOCK_SIZE};
 
 use crate::blockw::{new_uuid, write_blocks, Placement};
 
@@ -49,16 +47,21 @@ pub(crate) fn write_vdi(
     let blocks = size.div_ceil(bs);
     let blocks32 = u32::try_from(blocks)
         .map_err(|_| Error::unsupported("a VDI holds at most 2^32 blocks of 1 MiB"))?;
-    let map_at = 512u64;
-    let map_bytes = (blocks * 4).div_ceil(512) * 512;
-    let data_at = map_at + map_bytes;
-    let data_at32 = u32::try_from(data_at)
-        .map_err(|_| Error::unsupported("the VDI block map would end past 4 GiB"))?;
     let kind = match opts.subformat {
         VdiSubformat::Dynamic => ImageType::Dynamic,
         VdiSubformat::Static => ImageType::Static,
     };
-    let mut map = vec![0xffu8; map_bytes as usize];
+    let mut h = Header::new(
+        kind,
+        size,
+        DEFAULT_BLOCK_SIZE,
+        blocks32,
+        new_uuid(),
+        new_uuid(),
+    )?;
+    let map_at = u64::from(h.offset_bmap);
+    let data_at = u64::from(h.offset_data);
+    let mut map = vec![0xffu8; (data_at - map_at) as usize];
     let mut allocated = 0u32;
     let mut slot = |i: u64, host: u64| -> Result<()> {
         let index = ((host - data_at) / bs) as u32;
@@ -85,26 +88,7 @@ pub(crate) fn write_vdi(
         ImageType::Static => data_at + blocks * bs,
         _ => end.max(data_at),
     };
-    let h = Header {
-        text: TEXT.into(),
-        version: VERSION_1_1,
-        header_size: HEADER_SIZE_V1,
-        image_type: kind.code(),
-        flags: 0,
-        description: String::new(),
-        offset_bmap: map_at as u32,
-        offset_data: data_at32,
-        geometry: [0, 0, 0, 512],
-        disk_size: size,
-        block_size: DEFAULT_BLOCK_SIZE,
-        block_extra: 0,
-        blocks_in_image: blocks32,
-        blocks_allocated: allocated,
-        uuid_image: new_uuid(),
-        uuid_modify: new_uuid(),
-        uuid_link: [0; 16],
-        uuid_parent_modify: [0; 16],
-    };
+    h.blocks_allocated = allocated;
     let wr = |buf: &[u8], off: u64| {
         out.write_all_at(buf, off)
             .map_err(|e| crate::write_error(e, "write failed", out_path, Some(off)))

@@ -19,7 +19,7 @@ use std::path::Path;
 
 use guestctl_block::{BlockDevice, Error, ErrorKind, Result};
 use guestctl_formats::vhd::header::{
-    self, geometry, DiskType, DynHeader, Footer, DEFAULT_BLOCK_SIZE, FOOTER_LEN,
+    self, DiskType, DynHeader, Footer, DEFAULT_BLOCK_SIZE, FOOTER_LEN,
 };
 
 use crate::blockw::{new_uuid, write_blocks, Placement};
@@ -41,34 +41,14 @@ pub struct VhdOptions {
     pub subformat: VhdSubformat,
 }
 
-/// The footer for a disk of `size` bytes (a whole number of sectors).
+/// The footer for a disk of `size` bytes (a whole number of sectors), made now.
 fn footer(size: u64, kind: DiskType, data_offset: u64) -> Footer {
-    let sectors = size / 512;
-    let (c, h, s) = geometry(sectors);
-    let exact = u64::from(c) * u64::from(h) * u64::from(s) == sectors;
-    let (c, h, s) = if exact { (c, h, s) } else { (65535, 16, 255) };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    Footer {
-        features: 2,
-        version: 0x0001_0000,
-        data_offset,
-        timestamp: now.saturating_sub(header::EPOCH) as u32,
-        creator_app: *b"gctl",
-        creator_version: 0x0001_0000,
-        creator_os: *b"Wi2k",
-        original_size: size,
-        current_size: size,
-        cylinders: c,
-        heads: h,
-        sectors: s,
-        disk_type_code: kind.code(),
-        checksum: 0,
-        unique_id: new_uuid(),
-        saved_state: 0,
-    }
+    let stamp = now.saturating_sub(header::EPOCH) as u32;
+    Footer::new(size, kind, data_offset, *b"gctl", stamp, new_uuid())
 }
 
 /// Writes `src` as a VHD to the already created `out`.

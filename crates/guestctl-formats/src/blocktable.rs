@@ -87,8 +87,34 @@ pub(crate) struct BlockTable {
     parent: Option<Parent>,
 }
 
-/// Decodes `n` 32-bit entries from `raw` (big-endian for VHD, little-endian for VDI).
-pub(crate) fn decode_entries(raw: &[u8], big_endian: bool) -> Box<[u32]> {
+/// Reads the `n` 32-bit entries of a table at byte `at` of `file` (big-endian for VHD,
+/// little-endian for VDI), after checking that they lie inside the file. `n` is bounded by
+/// the caller ([`MAX_ENTRIES`]). A table past the end is blamed on the header field that
+/// placed it (`header`: structure and offset).
+pub(crate) fn load_entries(
+    file: &dyn BlockDevice,
+    path: &std::path::Path,
+    at: u64,
+    n: u64,
+    big_endian: bool,
+    structure: &'static str,
+    header: (&'static str, u64),
+) -> Result<Box<[u32]>> {
+    if at.checked_add(n * 4).is_none_or(|e| e > file.size()) {
+        return Err(Error::corrupt(format!(
+            "{structure} at {at:#x} ({n} entries) runs past the end of the file"
+        ))
+        .path(path)
+        .structure(header.0)
+        .at(header.1));
+    }
+    let mut raw = vec![0u8; (n * 4) as usize];
+    file.read_exact_at(at, &mut raw)
+        .map_err(|e| e.path(path).structure(structure).at(at))?;
+    Ok(decode_entries(&raw, big_endian))
+}
+
+fn decode_entries(raw: &[u8], big_endian: bool) -> Box<[u32]> {
     raw.chunks_exact(4)
         .map(|c| {
             let a = [c[0], c[1], c[2], c[3]];

@@ -178,6 +178,43 @@ impl Header {
         b
     }
 
+    /// A fresh header for `blocks` blocks of `block_size` bytes: the map at 512, the data
+    /// right after it (whole sectors), the given UUIDs, nothing allocated yet. Fails when the
+    /// map would end past the 4 GiB a 32-bit offset reaches.
+    pub fn new(
+        kind: ImageType,
+        disk_size: u64,
+        block_size: u32,
+        blocks: u32,
+        uuid_image: [u8; 16],
+        uuid_modify: [u8; 16],
+    ) -> Result<Header> {
+        let map_bytes = (u64::from(blocks) * 4).div_ceil(512) * 512;
+        let offset_data = u32::try_from(512 + map_bytes).map_err(|_| {
+            Error::unsupported("the VDI block map would end past 4 GiB").structure("vdi header")
+        })?;
+        Ok(Header {
+            text: TEXT.into(),
+            version: VERSION_1_1,
+            header_size: HEADER_SIZE_V1,
+            image_type: kind.code(),
+            flags: 0,
+            description: String::new(),
+            offset_bmap: 512,
+            offset_data,
+            geometry: [0, 0, 0, 512],
+            disk_size,
+            block_size,
+            block_extra: 0,
+            blocks_in_image: blocks,
+            blocks_allocated: 0,
+            uuid_image,
+            uuid_modify,
+            uuid_link: [0; 16],
+            uuid_parent_modify: [0; 16],
+        })
+    }
+
     /// The image type, if it is one the format defines.
     pub fn kind(&self) -> Option<ImageType> {
         ImageType::from_code(self.image_type)
@@ -190,27 +227,7 @@ pub(crate) mod tests {
 
     /// A header for `blocks` blocks of `bs` bytes, map at 512, data right after it.
     pub(crate) fn header(kind: ImageType, size: u64, bs: u32, blocks: u32) -> Header {
-        let map_bytes = (u64::from(blocks) * 4).div_ceil(512) * 512;
-        Header {
-            text: TEXT.into(),
-            version: VERSION_1_1,
-            header_size: HEADER_SIZE_V1,
-            image_type: kind.code(),
-            flags: 0,
-            description: String::new(),
-            offset_bmap: 512,
-            offset_data: (512 + map_bytes) as u32,
-            geometry: [0, 0, 0, 512],
-            disk_size: size,
-            block_size: bs,
-            block_extra: 0,
-            blocks_in_image: blocks,
-            blocks_allocated: 0,
-            uuid_image: [1; 16],
-            uuid_modify: [2; 16],
-            uuid_link: [0; 16],
-            uuid_parent_modify: [0; 16],
-        }
+        Header::new(kind, size, bs, blocks, [1; 16], [2; 16]).expect("small map")
     }
 
     #[test]

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use guestctl_block::{BlockDevice, Error, ErrorKind, RawFile, Result};
 use serde_json::json;
 
-use crate::blocktable::{decode_entries, BlockTable, Layout, MAX_ENTRIES};
+use crate::blocktable::{load_entries, BlockTable, Layout, MAX_ENTRIES};
 use crate::bytes::uuid_string;
 use crate::parent::Parent;
 use crate::{Ctx, Format, FormatSpecific, Image, ImageInfo};
@@ -138,22 +138,21 @@ pub(crate) fn open(
         ));
     }
     let map_at = u64::from(h.offset_bmap);
-    if map_at + blocks * 4 > file_size {
-        return Err(herr(
-            Corrupt,
-            format!("block map at {map_at:#x} ({blocks} entries) runs past the end of the file"),
-            340,
-        ));
-    }
-    let mut raw = vec![0u8; (blocks * 4) as usize];
-    file.read_exact_at(map_at, &mut raw)
-        .map_err(|e| e.path(path).structure("vdi block map").at(map_at))?;
+    let map = load_entries(
+        file.as_ref(),
+        path,
+        map_at,
+        blocks,
+        false,
+        "vdi block map",
+        ("vdi header", 340),
+    )?;
     let table = BlockTable::new(
         path.to_path_buf(),
         file,
         size,
         bs.trailing_zeros(),
-        decode_entries(&raw, false),
+        map,
         Layout::Vdi {
             data_offset: u64::from(h.offset_data),
             extra: u64::from(h.block_extra),

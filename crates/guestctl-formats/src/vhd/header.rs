@@ -172,6 +172,42 @@ impl Footer {
         b
     }
 
+    /// A footer for a disk of `size` bytes (whole sectors) made by `creator_app`: features
+    /// and version as the spec sets them, `current_size` = `size`, and the spec's CHS
+    /// geometry when it addresses exactly `size`, otherwise the largest geometry (which every
+    /// reader takes as "use current_size", as qemu's `force_size=on` writes it).
+    pub fn new(
+        size: u64,
+        kind: DiskType,
+        data_offset: u64,
+        creator_app: [u8; 4],
+        timestamp: u32,
+        unique_id: [u8; 16],
+    ) -> Footer {
+        let sectors = size / 512;
+        let (c, h, s) = geometry(sectors);
+        let exact = u64::from(c) * u64::from(h) * u64::from(s) == sectors;
+        let (c, h, s) = if exact { (c, h, s) } else { (65535, 16, 255) };
+        Footer {
+            features: 2,
+            version: 0x0001_0000,
+            data_offset,
+            timestamp,
+            creator_app,
+            creator_version: 0x0001_0000,
+            creator_os: *b"Wi2k",
+            original_size: size,
+            current_size: size,
+            cylinders: c,
+            heads: h,
+            sectors: s,
+            disk_type_code: kind.code(),
+            checksum: 0,
+            unique_id,
+            saved_state: 0,
+        }
+    }
+
     /// The disk type, or None for a value the spec does not define (0 none, 1 and 5
     /// deprecated).
     pub fn disk_type(&self) -> Option<DiskType> {
@@ -415,30 +451,16 @@ fn percent_decode(s: &str) -> Option<String> {
 pub(crate) mod tests {
     use super::*;
 
+    /// A footer with the spec's (rounded-down) geometry, whatever it addresses.
     pub(crate) fn footer(creator: &[u8; 4], size: u64, kind: DiskType) -> Footer {
-        let (c, h, s) = geometry(size / 512);
-        Footer {
-            features: 2,
-            version: 0x0001_0000,
-            data_offset: if kind == DiskType::Fixed {
-                u64::MAX
-            } else {
-                512
-            },
-            timestamp: 0,
-            creator_app: *creator,
-            creator_version: 0x0005_0003,
-            creator_os: *b"Wi2k",
-            original_size: size,
-            current_size: size,
-            cylinders: c,
-            heads: h,
-            sectors: s,
-            disk_type_code: kind.code(),
-            checksum: 0,
-            unique_id: [7; 16],
-            saved_state: 0,
-        }
+        let data_offset = if kind == DiskType::Fixed {
+            u64::MAX
+        } else {
+            512
+        };
+        let mut f = Footer::new(size, kind, data_offset, *creator, 0, [7; 16]);
+        (f.cylinders, f.heads, f.sectors) = geometry(size / 512);
+        f
     }
 
     #[test]

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use guestctl_block::{BlockDevice, Error, ErrorKind, Result, Slice, ZeroExtended};
 use serde_json::json;
 
-use crate::blocktable::{decode_entries, BlockTable, Layout, MAX_ENTRIES};
+use crate::blocktable::{load_entries, BlockTable, Layout, MAX_ENTRIES};
 use crate::bytes::uuid_string;
 use crate::parent::Parent;
 use crate::{Ctx, Format, FormatSpecific, Image, ImageInfo};
@@ -231,21 +231,21 @@ fn open_dynamic(
         ));
     }
     let t = h.table_offset;
-    if t.checked_add(entries * 4).is_none_or(|e| e > file_size) {
-        return Err(herr(
-            format!("BAT at {t:#x} ({entries} entries) runs past the end of the file"),
-            16,
-        ));
-    }
-    let mut raw = vec![0u8; (entries * 4) as usize];
-    file.read_exact_at(t, &mut raw)
-        .map_err(|e| e.path(path).structure("vhd BAT").at(t))?;
+    let bat = load_entries(
+        file.as_ref(),
+        path,
+        t,
+        entries,
+        true,
+        "vhd BAT",
+        ("vhd dynamic disk header", at + 16),
+    )?;
     let table = BlockTable::new(
         path.to_path_buf(),
         file,
         size,
         bs.trailing_zeros(),
-        decode_entries(&raw, true),
+        bat,
         Layout::Vhd {
             bitmap_bytes: header::bitmap_bytes(u64::from(bs)),
             bitmaps: kind == DiskType::Differencing,
