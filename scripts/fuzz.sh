@@ -12,7 +12,7 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
   esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(detect qcow2 vmdk ext ext_journal part inspect_parsers registry lvm fat ntfs lznt1 reparse ufs xfs xfs_log)
+[ ${#targets[@]} -gt 0 ] || targets=(detect qcow2 vmdk vhd vdi ext ext_journal part inspect_parsers registry lvm fat ntfs lznt1 reparse ufs xfs xfs_log)
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 1; }
 command -v qemu-img >/dev/null || { echo "qemu-img missing: apt-get install qemu-utils" >&2; exit 1; }
 
@@ -38,6 +38,33 @@ make_seeds() {
     qemu-img convert -q -O vmdk -o subformat=$sub "$t/rand" "$v/$sub"
   done
   printf '# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType="monolithicFlat"\nRW 128 FLAT "x-flat.vmdk" 0\nRW 64 ZERO\n' > "$v/descriptor"
+  # vhd (qemu's vpc) and vdi seeds over a 64 KiB disk. qemu-img's dynamic VHDs have 2 MiB
+  # blocks (2 MiB files): the seeds get their block size cut to 64 KiB (header checksum
+  # redone), and a differencing variant (disk type 4 in both footers).
+  local h; h=$(seed_dir vhd)
+  for sub in dynamic fixed "dynamic,force_size=on"; do
+    qemu-img convert -q -O vpc -o "subformat=$sub" "$t/rand" "$h/$(echo "$sub" | tr ',=' '__')"
+  done
+  for sub in dynamic dynamic_force_size_on; do
+    python3 - "$h/$sub" "$h/${sub}-differencing" <<'PY'
+import struct, sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+def csum(buf, at):
+    buf[at:at + 4] = b'\0\0\0\0'
+    buf[at:at + 4] = struct.pack('>I', ~sum(buf) & 0xffffffff)
+size, = struct.unpack('>Q', b[48:56]); hdr = bytearray(b[512:1536])
+hdr[28:36] = struct.pack('>II', -(-size // 65536), 65536); csum(hdr, 36); b[512:1536] = hdr
+bat, = struct.unpack('>Q', hdr[16:24]); sector, = struct.unpack('>I', b[bat:bat + 4])
+foot = bytearray(b[:512]); out = b[:sector * 512 + 512 + 65536] + foot
+open(sys.argv[1], 'wb').write(out)
+foot[60:64] = struct.pack('>I', 4); csum(foot, 64)
+open(sys.argv[2], 'wb').write(foot + out[512:-512] + foot)
+PY
+  done
+  local i; i=$(seed_dir vdi)
+  for st in on off; do
+    qemu-img convert -q -O vdi -o "static=$st" "$t/rand" "$i/static_$st"
+  done
   # partition-table seeds: sfdisk-made MBR (with logicals) and GPT on small sparse files.
   local pt; pt=$(seed_dir part)
   truncate -s 1M "$t/mbr" "$t/gpt"
@@ -79,7 +106,7 @@ open(sys.argv[2] + "-wrapped", "wb").write(log[32768:] + log[:32768])
 PY
   done
   local d; d=$(seed_dir detect)
-  cp "$q"/* "$v"/* "$d"/ 2>/dev/null || true
+  cp "$q"/* "$v"/* "$h"/* "$i"/* "$d"/ 2>/dev/null || true
   rm -rf "$t"
 }
 make_seeds

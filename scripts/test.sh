@@ -42,6 +42,9 @@ want xfs_repair xfsprogs
 want blkid util-linux
 want db5.3_load db5.3-util
 want db5.3_dump db5.3-util
+want bzip2 bzip2
+# libvhdi's Python bindings: an independent reader of differencing VHDs (qemu has none).
+compgen -G '/usr/lib/python3/dist-packages/pyvhdi*' >/dev/null || need_pkgs+=(python3-libvhdi)
 # Real CentOS 5-8 Berkeley DB rpmdbs (crates/guestctl-inspect/tests/rpmdb.rs).
 want_file /usr/share/gocode/src/github.com/knqyf263/go-rpmdb/pkg/testdata/centos7-plain/Packages \
   golang-github-knqyf263-go-rpmdb-dev

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use guestctl::convert::{
-    convert_to_qcow2, convert_to_qcow2_over, convert_to_raw, convert_to_vmdk, Compression,
-    Qcow2Options, RawOptions, VmdkOptions, VmdkSubformat,
+    convert_to_qcow2, convert_to_qcow2_over, convert_to_raw, convert_to_vdi, convert_to_vhd,
+    convert_to_vmdk, Compression, Qcow2Options, RawOptions, VdiOptions, VdiSubformat, VhdOptions,
+    VhdSubformat, VmdkOptions, VmdkSubformat,
 };
 use serde::Serialize;
 
@@ -18,6 +19,11 @@ enum OutFormat {
     Raw,
     Qcow2,
     Vmdk,
+    /// Microsoft VHD (qemu-img calls it vpc).
+    #[value(alias = "vpc")]
+    Vhd,
+    /// VirtualBox VDI.
+    Vdi,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -28,6 +34,12 @@ enum Subformat {
     /// One sparse file, compressed grains with markers (OVF/OVA appliances).
     #[value(name = "streamOptimized")]
     StreamOptimized,
+    /// VHD: the raw data followed by a footer (Azure's format).
+    Fixed,
+    /// VHD, VDI: blocks allocated only where the data is not zero (the default).
+    Dynamic,
+    /// VDI: every block has its place in the file (qemu-img's `-o static=on`).
+    Static,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -38,7 +50,7 @@ enum Codec {
 
 #[derive(Args, Debug)]
 pub struct ConvertArgs {
-    /// SRC DST: the source image (raw, qcow2, vmdk; its backing chain is flattened into the
+    /// SRC DST: the source image (raw, qcow2, vmdk, vhd, vdi; its backing chain is flattened into the
     /// output unless --backing) and the destination file (written under a temporary name,
     /// renamed when complete). With --batch: the sources only.
     #[arg(required = true, value_name = "SRC DST | SRC...")]
@@ -62,12 +74,24 @@ pub struct ConvertArgs {
     /// is resolved against the output's directory, and that is the file compared with.
     #[arg(long, short = 'B', value_name = "FILE")]
     backing: Option<String>,
-    /// Output format.
-    #[arg(short = 'O', long = "output-format", value_enum)]
-    output_format: OutFormat,
-    /// VMDK subformat (with -O vmdk).
+    /// Output format (vhd is qemu-img's vpc).
+    #[arg(
+        short = 'O',
+        long = "output-format",
+        value_enum,
+        required_unless_present = "azure"
+    )]
+    output_format: Option<OutFormat>,
+    /// Subformat: monolithicSparse|streamOptimized (-O vmdk), dynamic|fixed (-O vhd),
+    /// dynamic|static (-O vdi).
     #[arg(long, value_enum)]
     subformat: Option<Subformat>,
+    /// A VHD that Azure accepts: fixed, with a virtual size that is a whole number of MiB
+    /// (implies -O vhd --subformat fixed). A source whose size is not is padded with zeros
+    /// up to the next MiB, and a note says so (what `qemu-img resize` to a whole MiB and
+    /// `qemu-img convert -O vpc -o subformat=fixed,force_size=on` do in two steps).
+    #[arg(long)]
+    azure: bool,
     /// Compress qcow2 clusters (zlib by default, like `qemu-img convert -c`); with -O vmdk it
     /// means --subformat streamOptimized (whose grains are always zlib).
     #[arg(short = 'c', long, value_enum, num_args = 0..=1, default_missing_value = "zlib", require_equals = true)]
@@ -130,6 +154,15 @@ fn extension(f: OutFormat) -> &'static str {
         OutFormat::Raw => "raw",
         OutFormat::Qcow2 => "qcow2",
         OutFormat::Vmdk => "vmdk",
+        OutFormat::Vhd => "vhd",
+        OutFormat::Vdi => "vdi",
+    }
+}
+
+impl ConvertArgs {
+    /// The output format (--azure means vhd).
+    fn format(&self) -> OutFormat {
+        self.output_format.unwrap_or(OutFormat::Vhd)
     }
 }
 
@@ -157,13 +190,9 @@ fn batch(a: &ConvertArgs) -> anyhow::Result<()> {
     let mut results = Vec::new();
     for src in &a.paths {
         let t = std::time::Instant::now();
-        let dst = src.file_stem().map(|s| {
-            dir.join(format!(
-                "{}.{}",
-                s.to_string_lossy(),
-                extension(a.output_format)
-            ))
-        });
+        let dst = src
+            .file_stem()
+            .map(|s| dir.join(format!("{}.{}", s.to_string_lossy(), extension(a.format()))));
         let r = match &dst {
             None => Err(anyhow::anyhow!(
                 "{}: source has no file name",
@@ -212,15 +241,43 @@ fn batch(a: &ConvertArgs) -> anyhow::Result<()> {
 
 /// Option combinations that make no sense, refused before anything is opened.
 fn validate(a: &ConvertArgs) -> anyhow::Result<()> {
-    let fmt = a.output_format;
+    let fmt = a.format();
+    if a.azure {
+        if fmt != OutFormat::Vhd {
+            bail!(
+                "--azure writes a fixed VHD: it cannot be combined with -O {}",
+                extension(fmt)
+            );
+        }
+        if matches!(a.subformat, Some(s) if s != Subformat::Fixed) {
+            bail!("--azure writes a fixed VHD (Azure accepts no other subformat)");
+        }
+    }
+    if matches!(fmt, OutFormat::Vhd | OutFormat::Vdi) && (a.compress.is_some() || a.level.is_some())
+    {
+        bail!("VHD and VDI blocks are never compressed: --compress and --level do not apply");
+    }
     if fmt == OutFormat::Raw && (a.compress.is_some() || a.level.is_some()) {
         bail!("--compress and --level apply to -O qcow2 and -O vmdk only");
     }
     if fmt != OutFormat::Qcow2 && a.cluster_size.is_some() {
         bail!("--cluster-size applies to -O qcow2 only (vmdk grains are 64 KiB)");
     }
-    if fmt != OutFormat::Vmdk && a.subformat.is_some() {
-        bail!("--subformat applies to -O vmdk only");
+    let sub_ok = match (fmt, a.subformat) {
+        (_, None) => true,
+        (OutFormat::Vmdk, Some(s)) => {
+            matches!(s, Subformat::MonolithicSparse | Subformat::StreamOptimized)
+        }
+        (OutFormat::Vhd, Some(s)) => matches!(s, Subformat::Fixed | Subformat::Dynamic),
+        (OutFormat::Vdi, Some(s)) => matches!(s, Subformat::Static | Subformat::Dynamic),
+        _ => false,
+    };
+    if !sub_ok {
+        bail!(
+            "--subformat: monolithicSparse or streamOptimized for -O vmdk, dynamic or fixed for \
+             -O vhd, dynamic or static for -O vdi (none for -O {})",
+            extension(fmt)
+        );
     }
     if fmt == OutFormat::Vmdk {
         if matches!(a.compress, Some(Codec::Zstd)) {
@@ -247,9 +304,8 @@ fn validate(a: &ConvertArgs) -> anyhow::Result<()> {
 fn vmdk_subformat(a: &ConvertArgs) -> VmdkSubformat {
     match a.subformat {
         Some(Subformat::StreamOptimized) => VmdkSubformat::StreamOptimized,
-        Some(Subformat::MonolithicSparse) => VmdkSubformat::MonolithicSparse,
         None if a.compress.is_some() || a.level.is_some() => VmdkSubformat::StreamOptimized,
-        None => VmdkSubformat::MonolithicSparse,
+        _ => VmdkSubformat::MonolithicSparse,
     }
 }
 
@@ -269,7 +325,20 @@ fn backing_path(dst: &Path, name: &str) -> PathBuf {
 /// Converts `src` to `dst` with the options of `a`.
 fn convert_one(a: &ConvertArgs, src: &Path, dst: &Path) -> anyhow::Result<()> {
     let img = guestctl::open_image(src, &a.open.open_options())?;
-    let dev = img.device();
+    let mut dev = img.device();
+    if a.azure {
+        let mib = 1u64 << 20;
+        let rounded = dev.size().div_ceil(mib) * mib;
+        if rounded != dev.size() {
+            eprintln!(
+                "guestctl: note: {}: virtual size {} bytes is not a whole number of MiB, as \
+                 Azure requires: the VHD is padded with zeros to {rounded} bytes",
+                src.display(),
+                dev.size()
+            );
+            dev = std::sync::Arc::new(guestctl::block::ZeroExtended::new(dev, rounded));
+        }
+    }
     if dst.as_os_str().is_empty() {
         bail!("empty destination path");
     }
@@ -298,7 +367,7 @@ fn convert_one(a: &ConvertArgs, src: &Path, dst: &Path) -> anyhow::Result<()> {
             b.inc(n);
         }
     };
-    match a.output_format {
+    match a.format() {
         OutFormat::Raw => {
             convert_to_raw(dev.as_ref(), dst, &opts, &tick)?;
         }
@@ -345,15 +414,36 @@ fn convert_one(a: &ConvertArgs, src: &Path, dst: &Path) -> anyhow::Result<()> {
             };
             convert_to_vmdk(dev.as_ref(), dst, &opts, &v, &tick)?;
         }
+        OutFormat::Vhd => {
+            let v = VhdOptions {
+                subformat: match a.subformat {
+                    Some(Subformat::Fixed) => VhdSubformat::Fixed,
+                    _ if a.azure => VhdSubformat::Fixed,
+                    _ => VhdSubformat::Dynamic,
+                },
+            };
+            convert_to_vhd(dev.as_ref(), dst, &opts, &v, &tick)?;
+        }
+        OutFormat::Vdi => {
+            let v = VdiOptions {
+                subformat: match a.subformat {
+                    Some(Subformat::Static) => VdiSubformat::Static,
+                    _ => VdiSubformat::Dynamic,
+                },
+            };
+            convert_to_vdi(dev.as_ref(), dst, &opts, &v, &tick)?;
+        }
     }
     if let Some(b) = bar {
         b.finish_and_clear();
     }
     if a.verify {
-        let format = match a.output_format {
+        let format = match a.format() {
             OutFormat::Raw => guestctl::Format::Raw,
             OutFormat::Qcow2 => guestctl::Format::Qcow2,
             OutFormat::Vmdk => guestctl::Format::Vmdk,
+            OutFormat::Vhd => guestctl::Format::Vpc,
+            OutFormat::Vdi => guestctl::Format::Vdi,
         };
         let out = guestctl::open_image(
             dst,
@@ -371,10 +461,10 @@ fn convert_one(a: &ConvertArgs, src: &Path, dst: &Path) -> anyhow::Result<()> {
             },
         )?;
         let mut out_dev = out.device();
-        // vmdk sizes are whole sectors: a source that is not was padded with zeros (as qemu
-        // does); compare the source's bytes and check the padding reads as zero.
+        // vmdk, VHD and VDI sizes are whole sectors: a source that is not was padded with
+        // zeros (as qemu does); compare the source's bytes and check the padding reads as zero.
         let padded = dev.size().div_ceil(512) * 512;
-        if a.output_format == OutFormat::Vmdk && out_dev.size() == padded && padded > dev.size() {
+        if a.format() != OutFormat::Raw && out_dev.size() == padded && padded > dev.size() {
             let mut tail = vec![0u8; (padded - dev.size()) as usize];
             out_dev.read_exact_at(dev.size(), &mut tail)?;
             if tail.iter().any(|&b| b != 0) {

@@ -20,7 +20,7 @@ pub const EXIT_FAILURE: u8 = 1;
     name = "guestctl",
     version,
     about = "Look inside virtual-machine disk images and convert them: in process, read-only, no root, no VM",
-    long_about = "guestctl reads raw, qcow2 and vmdk images (with backing chains) in process.\n\
+    long_about = "guestctl reads raw, qcow2, vmdk, VHD (vpc) and VDI images (with backing chains) in\nprocess.\n\
 Nothing is mounted, no VM is started, and input images are never modified.\n\n\
 Exit status: 0 on success, 1 when the operation failed (unreadable, corrupt or unsupported\n\
 image, refused backing file, I/O error), 2 on invalid usage.",
@@ -38,7 +38,7 @@ enum Command {
     /// Find the operating systems on the disks: distro, version, arch, hostname, mountpoints,
     /// applications (like virt-inspector, in milliseconds).
     Inspect(inspect::InspectArgs),
-    /// Convert images to raw (sparse), qcow2 (compressed, over a backing file) or vmdk (monolithicSparse, streamOptimized).
+    /// Convert images to raw (sparse), qcow2 (compressed, over a backing file), vmdk (monolithicSparse, streamOptimized), VHD (dynamic, fixed, --azure) or VDI (dynamic, static).
     Convert(convert::ConvertArgs),
     /// List the filesystems of every partition: device, type, size, UUID, label.
     Filesystems(files::FilesystemsArgs),
@@ -59,7 +59,8 @@ enum Command {
 /// How to open images: shared by every command that reads one.
 #[derive(Args, Debug, Clone)]
 pub struct ImageOpts {
-    /// Image format (raw, qcow2, vmdk); default: detected from magic bytes, never the file name.
+    /// Image format (raw, qcow2, vmdk, vpc, vdi); default: detected from magic bytes, never the
+    /// file name.
     #[arg(short = 'f', long = "format", value_parser = parse_format)]
     pub format: Option<Format>,
     /// Allow backing/extent/data files under this path prefix even when they are absolute or
@@ -84,7 +85,7 @@ impl ImageOpts {
 
 fn parse_format(s: &str) -> Result<Format, String> {
     Format::from_name(s)
-        .ok_or_else(|| format!("unknown format {s:?} (expected raw, qcow2 or vmdk)"))
+        .ok_or_else(|| format!("unknown format {s:?} (expected raw, qcow2, vmdk, vpc or vdi)"))
 }
 
 /// Parses arguments, runs the command and prints errors with their cause chain.

@@ -274,9 +274,19 @@ fn exit_codes_and_error_lines() {
     assert_eq!(guestctl(&["info"], d).status.code(), Some(2));
     assert_eq!(guestctl(&["frobnicate"], d).status.code(), Some(2));
     assert_eq!(
-        guestctl(&["info", "--format", "vhd", "x"], d).status.code(),
+        guestctl(&["info", "--format", "qed", "x"], d).status.code(),
         Some(2)
     );
+    std::fs::write(d.join("v.qed"), {
+        let mut v = vec![0u8; 4096];
+        v[..4].copy_from_slice(b"QED\0");
+        v
+    })
+    .expect("write");
+    let o = guestctl(&["info", "v.qed"], d);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unsupported format qed"));
+    // A VHD cookie with a footer that does not add up: a named checksum error.
     std::fs::write(d.join("v.vhd"), {
         let mut v = vec![0u8; 4096];
         v[..8].copy_from_slice(b"conectix");
@@ -285,7 +295,8 @@ fn exit_codes_and_error_lines() {
     .expect("write");
     let o = guestctl(&["info", "v.vhd"], d);
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("unsupported format vpc"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("vhd footer at offset 0x0: checksum"), "{err}");
     // -f raw overrides detection.
     let o = guestctl(&["info", "--json", "-f", "raw", "v.vhd"], d);
     assert_eq!(json(&o)["format"], "raw");

@@ -155,6 +155,16 @@ fn debian_like_guest_with_boot_and_var_partitions() {
     );
     let os = inspect_json(&img);
     compare(&os, "expected-debian.img.xml", &["root"]);
+    // The same disk converted by qemu-img to fixed VHD, dynamic VHD and VDI inspects the same.
+    for (fmt, opts, name) in [
+        ("vpc", "subformat=fixed", "disk.fixed.vhd"),
+        ("vpc", "subformat=dynamic", "disk.dynamic.vhd"),
+        ("vdi", "static=off", "disk.vdi"),
+    ] {
+        let i = img.to_str().expect("u");
+        run("qemu-img", &["convert", "-O", fmt, "-o", opts, i, name], d);
+        assert_eq!(inspect_json(&d.join(name)), os, "{name}");
+    }
     assert_eq!(os["root"], "/dev/sda2");
     assert_eq!(os["mountpoints"]["/"], "/dev/sda2");
     assert_eq!(os["mountpoints"]["/boot"], "/dev/sda1");

@@ -17,4 +17,5 @@ mod inspect_linux;
 mod inspect_rhel;
 mod inspect_windows;
 mod qcow2_variants;
+mod vhd_vdi;
 mod vmdk_variants;

@@ -144,6 +144,46 @@ impl BlockDevice for Slice {
     }
 }
 
+/// Another device followed by zeros up to `size` (a fixed VHD whose footer claims more
+/// than its file holds; an output rounded up to a whole MiB).
+#[derive(Debug, Clone)]
+pub struct ZeroExtended {
+    inner: Arc<dyn BlockDevice>,
+    size: u64,
+}
+
+impl ZeroExtended {
+    /// `inner`'s bytes, then zeros up to `size` (at least `inner`'s size).
+    pub fn new(inner: Arc<dyn BlockDevice>, size: u64) -> Self {
+        let size = size.max(inner.size());
+        ZeroExtended { inner, size }
+    }
+}
+
+impl BlockDevice for ZeroExtended {
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let (offset, n) = clip(offset, buf.len() as u64, self.size);
+        let buf = &mut buf[..n as usize];
+        let (_, inside) = clip(offset, n, self.inner.size());
+        let (head, tail) = buf.split_at_mut(inside as usize);
+        if !head.is_empty() {
+            self.inner.read_exact_at(offset, head)?;
+        }
+        tail.fill(0);
+        Ok(n as usize)
+    }
+    fn map(&self, offset: u64, len: u64) -> Result<Mapping> {
+        let (offset, len) = clip(offset, len, self.size);
+        let (io, il) = clip(offset, len, self.inner.size());
+        let mut m = self.inner.map(io, il)?;
+        m.push(offset + il, len - il, ExtentKind::Zero);
+        Ok(m)
+    }
+}
+
 /// A device held in memory: for tests, fuzzing and small synthetic disks.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryDevice {
@@ -239,6 +279,18 @@ mod tests {
                 kind: ExtentKind::Data
             }]
         );
+    }
+
+    #[test]
+    fn zero_extended_reads_zeros_past_the_inner_device() {
+        let dev: Arc<dyn BlockDevice> = Arc::new(MemoryDevice::new(vec![7u8; 10]));
+        let z = ZeroExtended::new(dev, 16);
+        let mut b = [1u8; 20];
+        assert_eq!(z.read_at(8, &mut b).expect("read"), 8);
+        assert_eq!(&b[..8], &[7, 7, 0, 0, 0, 0, 0, 0]);
+        let m = z.map(0, 100).expect("map");
+        assert_eq!(m.bytes_of(ExtentKind::Data), 10);
+        assert_eq!(m.bytes_of(ExtentKind::Zero), 6);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Image conversion for guestctl.
 //!
-//! Today: an exact, sparse raw export. The plan comes from [`BlockDevice::map`] (zero and
+//! Outputs: raw (exact, sparse), qcow2, vmdk, VHD (fixed, dynamic) and VDI (dynamic,
+//! static). The raw export: The plan comes from [`BlockDevice::map`] (zero and
 //! unallocated ranges are never read), data chunks are read, zero-detected and written in
 //! parallel with rayon (positional writes, so no ordering is needed), and the output is
 //! written under a temporary name in the destination directory and renamed only when complete
@@ -21,10 +22,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use guestctl_block::{is_zero, AlignedBuf, BlockDevice, Error, ErrorKind, ExtentKind, Result};
 use rayon::prelude::*;
 
+mod blockw;
 mod pipeline;
 mod qcow2w;
+mod vdiw;
+mod vhdw;
 mod vmdkw;
 pub use qcow2w::{Compression, Qcow2Options};
+pub use vdiw::{VdiOptions, VdiSubformat};
+pub use vhdw::{VhdOptions, VhdSubformat};
 pub use vmdkw::{VmdkOptions, VmdkSubformat};
 
 /// Bytes one worker reads and writes at a time.
@@ -115,22 +121,39 @@ pub fn convert_to_raw(
     tmp.as_file()
         .set_len(size)
         .map_err(|e| write_error(e, "cannot size the output file", dst, None))?;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.threads)
-        .build()
-        .map_err(|e| Error::new(ErrorKind::Io, "cannot start worker threads").with_source(e))?;
+    let pool = pool(opts.threads)?;
+    // Errors name the destination: the temporary file is gone when they are reported.
+    let (read, written) =
+        pool.install(|| raw_into(src, tmp.as_file(), dst, opts.preallocate, progress))?;
+    finish(tmp, dst, opts.sync)?;
+    Ok(Stats {
+        size,
+        read,
+        written,
+        skipped: size - written,
+    })
+}
+
+/// Writes the guest bytes of `src` at the same offsets of `out` (already sized), in parallel
+/// on the current rayon pool, leaving zero ranges unwritten unless `preallocate`. Returns
+/// the bytes read and written.
+pub(crate) fn raw_into(
+    src: &dyn BlockDevice,
+    out: &File,
+    out_path: &Path,
+    preallocate: bool,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<(u64, u64)> {
+    let size = src.size();
     let read = AtomicU64::new(0);
     let written = AtomicU64::new(0);
-    let out = tmp.as_file();
-    // Errors name the destination: the temporary file is gone when they are reported.
-    let out_path = dst.to_path_buf();
     let mut start = 0u64;
     while start < size {
         let wlen = WINDOW.min(size - start);
         let mapping = src.map(start, wlen)?;
         let mut chunks = Vec::new();
         for e in mapping.iter() {
-            if e.kind != ExtentKind::Data && !opts.preallocate {
+            if e.kind != ExtentKind::Data && !preallocate {
                 progress(e.len);
                 continue;
             }
@@ -142,40 +165,27 @@ pub fn convert_to_raw(
                 o += n;
             }
         }
-        pool.install(|| {
-            chunks.par_iter().try_for_each_init(
-                || AlignedBuf::new(CHUNK as usize),
-                |buf, &(off, len, kind)| -> Result<()> {
-                    let buf = &mut buf[..len as usize];
-                    if kind == ExtentKind::Data {
-                        src.read_exact_at(off, buf)?;
-                        read.fetch_add(len, Ordering::Relaxed);
-                    } else {
-                        buf.fill(0);
-                    }
-                    if opts.preallocate || !is_zero(buf) {
-                        write_all_at(out, buf, off, &out_path)?;
-                        written.fetch_add(len, Ordering::Relaxed);
-                    }
-                    progress(len);
-                    Ok(())
-                },
-            )
-        })?;
+        chunks.par_iter().try_for_each_init(
+            || AlignedBuf::new(CHUNK as usize),
+            |buf, &(off, len, kind)| -> Result<()> {
+                let buf = &mut buf[..len as usize];
+                if kind == ExtentKind::Data {
+                    src.read_exact_at(off, buf)?;
+                    read.fetch_add(len, Ordering::Relaxed);
+                } else {
+                    buf.fill(0);
+                }
+                if preallocate || !is_zero(buf) {
+                    write_all_at(out, buf, off, out_path)?;
+                    written.fetch_add(len, Ordering::Relaxed);
+                }
+                progress(len);
+                Ok(())
+            },
+        )?;
         start += wlen;
     }
-    if opts.sync {
-        out.sync_data()
-            .map_err(|e| Error::io(e, "cannot flush the output file").path(&out_path))?;
-    }
-    persist(tmp, dst)?;
-    let (read, written) = (read.into_inner(), written.into_inner());
-    Ok(Stats {
-        size,
-        read,
-        written,
-        skipped: size - written,
-    })
+    Ok((read.into_inner(), written.into_inner()))
 }
 
 /// A temporary file beside `dst` (`.NAME.XXXX.part`), removed if dropped unfinished.
@@ -297,6 +307,42 @@ pub fn convert_to_vmdk(
     let pool = pool(opts.threads)?;
     let path = dst.to_path_buf();
     pool.install(|| vmdkw::write_vmdk(src, tmp.as_file(), &path, &name, vopts, progress))?;
+    finish(tmp, dst, opts.sync)
+}
+
+/// Writes `src` as a VHD `dst` (fixed or dynamic, see [`VhdOptions`]), under the same
+/// temporary-name and destination rules as [`convert_to_raw`]. A source whose size is not a
+/// whole number of sectors is padded with zeros (as qemu does).
+pub fn convert_to_vhd(
+    src: &dyn BlockDevice,
+    dst: &Path,
+    opts: &RawOptions,
+    vopts: &VhdOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<()> {
+    refuse_preallocation(opts, "vhd")?;
+    check_destination(dst, opts.force, &opts.source_files)?;
+    let tmp = temp_output(dst)?;
+    let pool = pool(opts.threads)?;
+    pool.install(|| vhdw::write_vhd(src, tmp.as_file(), dst, vopts, progress))?;
+    finish(tmp, dst, opts.sync)
+}
+
+/// Writes `src` as a VDI `dst` (dynamic or static, see [`VdiOptions`]), under the same
+/// temporary-name and destination rules as [`convert_to_raw`]. A source whose size is not a
+/// whole number of sectors is padded with zeros.
+pub fn convert_to_vdi(
+    src: &dyn BlockDevice,
+    dst: &Path,
+    opts: &RawOptions,
+    vopts: &VdiOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<()> {
+    refuse_preallocation(opts, "vdi")?;
+    check_destination(dst, opts.force, &opts.source_files)?;
+    let tmp = temp_output(dst)?;
+    let pool = pool(opts.threads)?;
+    pool.install(|| vdiw::write_vdi(src, tmp.as_file(), dst, vopts, progress))?;
     finish(tmp, dst, opts.sync)
 }
 

@@ -13,6 +13,10 @@ pub enum Format {
     Qcow2,
     /// VMware virtual disk (sparse, streamOptimized, flat, descriptor files).
     Vmdk,
+    /// Microsoft VHD (fixed, dynamic, differencing); qemu calls it `vpc`.
+    Vpc,
+    /// VirtualBox disk image.
+    Vdi,
 }
 
 impl Format {
@@ -22,6 +26,8 @@ impl Format {
             Format::Raw => "raw",
             Format::Qcow2 => "qcow2",
             Format::Vmdk => "vmdk",
+            Format::Vpc => "vpc",
+            Format::Vdi => "vdi",
         }
     }
 
@@ -31,6 +37,8 @@ impl Format {
             "raw" => Some(Format::Raw),
             "qcow2" => Some(Format::Qcow2),
             "vmdk" => Some(Format::Vmdk),
+            "vpc" | "vhd" => Some(Format::Vpc),
+            "vdi" => Some(Format::Vdi),
             _ => None,
         }
     }
@@ -82,13 +90,13 @@ pub fn detect(head: &[u8], tail: &[u8]) -> Detected {
         return Unsupported("vmdk (seSparse extent)");
     }
     if starts(b"conectix") {
-        return Unsupported("vpc (VHD)");
+        return Supported(Format::Vpc);
     }
     if starts(b"vhdxfile") {
         return Unsupported("vhdx");
     }
     if head.len() >= 68 && head[64..68] == 0xbeda_107f_u32.to_le_bytes() {
-        return Unsupported("vdi (VirtualBox)");
+        return Supported(Format::Vdi);
     }
     if starts(b"WithoutFreeSpace") || starts(b"WithouFreSpacExt") {
         return Unsupported("parallels");
@@ -116,8 +124,9 @@ pub fn detect(head: &[u8], tail: &[u8]) -> Detected {
     }
     if tail.len() >= 512 {
         let t = &tail[tail.len() - 512..];
-        if t.starts_with(b"conectix") {
-            return Unsupported("vpc (fixed VHD: raw data followed by a VHD footer)");
+        // A fixed VHD: the data, then a 512-byte footer (511 bytes before Virtual PC 2004).
+        if t.starts_with(b"conectix") || t[1..].starts_with(b"conectix") {
+            return Supported(Format::Vpc);
         }
         if t.starts_with(b"koly") {
             return Unsupported("dmg");
@@ -175,10 +184,19 @@ mod tests {
         );
         let mut tail = [0u8; 512];
         tail[..8].copy_from_slice(b"conectix");
-        assert!(matches!(
+        assert_eq!(
             detect(&[0u8; 1024], &tail),
-            Detected::Unsupported(_)
-        ));
+            Detected::Supported(Format::Vpc)
+        );
+        tail.copy_within(0..8, 1);
+        assert_eq!(
+            detect(&[0u8; 1024], &tail),
+            Detected::Supported(Format::Vpc)
+        );
+        assert_eq!(detect(b"conectix", &[]), Detected::Supported(Format::Vpc));
+        let mut vdi = [0u8; 1024];
+        vdi[64..68].copy_from_slice(&0xbeda_107f_u32.to_le_bytes());
+        assert_eq!(detect(&vdi, &[]), Detected::Supported(Format::Vdi));
         assert!(matches!(
             detect(b"vhdxfile", &[]),
             Detected::Unsupported("vhdx")

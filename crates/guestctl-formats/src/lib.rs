@@ -1,11 +1,11 @@
-//! In-process readers for virtual-machine disk images: raw, qcow2 (v2/v3) and vmdk, with
-//! backing chains, each exposed as a [`guestctl_block::BlockDevice`].
+//! In-process readers for virtual-machine disk images: raw, qcow2 (v2/v3), vmdk, VHD (qemu's
+//! `vpc`) and VDI, with backing chains, each exposed as a [`guestctl_block::BlockDevice`].
 //!
 //! [`open_image`] is the one factory: it detects the format by magic bytes (never by file
 //! extension), applies the backing-file policy of [`backing`], and bounds everything it reads
 //! from the image before allocating or looping.
 //!
-//! Refused: encrypted images, formats we recognise but do not read (qcow v1, vhd, vhdx, vdi,
+//! Refused: encrypted images, formats we recognise but do not read (qcow v1, vhdx,
 //! parallels, ...: an "unsupported format" error, never a silent raw read), backing chains
 //! deeper than [`MAX_CHAIN_DEPTH`] or with loops, and backing/extent names outside the policy.
 //! Nothing here ever writes to an image.
@@ -14,10 +14,15 @@
 #![warn(missing_docs)]
 
 pub mod backing;
+mod blocktable;
+mod bytes;
 mod cache;
 mod decompress;
 mod detect;
+mod parent;
 pub mod qcow2;
+pub mod vdi;
+pub mod vhd;
 pub mod vmdk;
 
 use std::collections::BTreeMap;
@@ -234,8 +239,8 @@ impl Ctx<'_> {
                 Detected::Supported(f) => f,
                 Detected::Unsupported(name) => {
                     return Err(Error::unsupported(format!(
-                        "unsupported format {name}: guestctl reads raw, qcow2 and vmdk"
-                    ))
+                    "unsupported format {name}: guestctl reads raw, qcow2, vmdk, vpc (VHD) and vdi"
+                ))
                     .path(path))
                 }
             },
@@ -247,6 +252,8 @@ impl Ctx<'_> {
             }
             Format::Qcow2 => qcow2::open(file, path, allocated, self),
             Format::Vmdk => vmdk::open(file, path, allocated, self),
+            Format::Vpc => vhd::open(file, path, allocated, self),
+            Format::Vdi => vdi::open(file, path, allocated, self),
         }
     }
 

@@ -3,6 +3,8 @@
 
 use guestctl_block::{Error, Result};
 
+use crate::bytes::{be32, be64};
+
 /// Magic at offset 0.
 pub const MAGIC: &[u8; 4] = b"QFI\xfb";
 /// Smallest and largest cluster_bits qcow2 allows (512 B .. 2 MiB).
@@ -136,18 +138,6 @@ impl Header {
             "1.1"
         }
     }
-}
-
-fn be32(b: &[u8], off: usize) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[off..off + 4]);
-    u32::from_be_bytes(a)
-}
-
-fn be64(b: &[u8], off: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[off..off + 8]);
-    u64::from_be_bytes(a)
 }
 
 /// Bytes [`parse`] needs to see at least: enough for the fixed v3 header.

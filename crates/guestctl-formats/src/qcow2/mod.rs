@@ -17,6 +17,7 @@ use serde_json::json;
 
 use crate::cache::{read_or_zero, ChunkCache, TableCache};
 use crate::decompress::{decompress, Codec};
+use crate::parent::{map_through, read_through, Parent};
 use crate::{Ctx, Format, FormatSpecific, Image, ImageInfo};
 pub use header::{Compression, Header};
 
@@ -55,7 +56,7 @@ pub struct Qcow2 {
     l1: Box<[u64]>,
     l2_cache: TableCache<u64>,
     zcache: ChunkCache,
-    backing: Option<Arc<dyn BlockDevice>>,
+    backing: Option<Parent>,
 }
 
 pub(crate) fn open(
@@ -183,7 +184,14 @@ impl Qcow2 {
                     None => None,
                 };
                 let img = ctx.open_backing(path, name, fmt)?;
-                (Some(img.device()), Some(img.info().clone()))
+                (
+                    Some(Parent::new(
+                        img.device(),
+                        path.to_path_buf(),
+                        "qcow2 header",
+                    )),
+                    Some(img.info().clone()),
+                )
             }
             _ => (None, None),
         };
@@ -423,10 +431,7 @@ impl BlockDevice for Qcow2 {
                     read_or_zero(src, host, out)?;
                 }
                 Kind::Zero => out.fill(0),
-                Kind::Unalloc => match &self.backing {
-                    Some(b) => read_or_zero(b.as_ref(), pos, out)?,
-                    None => out.fill(0),
-                },
+                Kind::Unalloc => read_through(self.backing.as_ref(), pos, out)?,
                 Kind::Compressed(desc) => {
                     let skip = (pos % self.header.cluster_size()) as usize;
                     self.compressed_into(desc, skip, out)?;
@@ -447,14 +452,7 @@ impl BlockDevice for Qcow2 {
             match kind {
                 Kind::Data(_) | Kind::Compressed(_) => m.push(pos, len, ExtentKind::Data),
                 Kind::Zero => m.push(pos, len, ExtentKind::Zero),
-                Kind::Unalloc => match &self.backing {
-                    Some(b) => {
-                        let (bo, bl) = clip(pos, len, b.size());
-                        m.extend(b.map(bo, bl)?);
-                        m.push(pos + bl, len - bl, ExtentKind::Zero);
-                    }
-                    None => m.push(pos, len, ExtentKind::Unallocated),
-                },
+                Kind::Unalloc => map_through(self.backing.as_ref(), pos, len, &mut m)?,
             }
             done += len;
         }

@@ -5,11 +5,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use guestctl_block::{clip, BlockDevice, Error, ExtentKind, Mapping, Result};
+use guestctl_block::{BlockDevice, Error, ExtentKind, Mapping, Result};
 
 use super::sparse::{self, SparseHeader};
 use crate::cache::{poisoned, read_or_zero, ChunkCache};
 use crate::decompress::{decompress, Codec};
+use crate::parent::{map_through, read_through};
 
 /// Bytes of grain tables cached per image (all extents together).
 const GT_CACHE_BYTES: usize = 32 << 20;
@@ -126,28 +127,7 @@ impl Kind {
     }
 }
 
-/// A parent image (delta disks): where unallocated grains are read from.
-#[derive(Debug)]
-pub(super) struct Parent {
-    /// The parent's virtual disk.
-    pub(super) dev: Arc<dyn BlockDevice>,
-    /// Why data must not be read from it (qemu refuses those reads too): the parent's `CID`
-    /// differs from this image's `parentCID`, i.e. the parent changed after the delta was made.
-    pub(super) refuse: Option<String>,
-    /// The delta's path, for the error.
-    pub(super) child: PathBuf,
-}
-
-impl Parent {
-    fn read(&self, guest_off: u64, out: &mut [u8]) -> Result<()> {
-        if let Some(why) = &self.refuse {
-            return Err(Error::corrupt(why.clone())
-                .path(&self.child)
-                .structure("vmdk descriptor"));
-        }
-        read_or_zero(self.dev.as_ref(), guest_off, out)
-    }
-}
+pub(super) use crate::parent::Parent;
 
 /// One hosted sparse extent file.
 #[derive(Debug)]
@@ -482,10 +462,7 @@ impl SparseExtent {
                     read_or_zero(self.file.as_ref(), host, out).map_err(|e| e.path(&self.path))?
                 }
                 Kind::Zero => out.fill(0),
-                Kind::Unalloc => match parent {
-                    Some(p) => p.read(base + pos, out)?,
-                    None => out.fill(0),
-                },
+                Kind::Unalloc => read_through(parent, base + pos, out)?,
                 Kind::Compressed(sector) => {
                     self.read_compressed(caches, sector, (pos % grain) as usize, out)?
                 }
@@ -517,15 +494,7 @@ impl SparseExtent {
             match kind {
                 Kind::Data(_) | Kind::Compressed(_) => m.push(g, n, ExtentKind::Data),
                 Kind::Zero => m.push(g, n, ExtentKind::Zero),
-                Kind::Unalloc => match parent {
-                    Some(p) => {
-                        let (po, pl) = clip(g, n, p.dev.size());
-                        m.extend(p.dev.map(po, pl)?);
-                        // Past the parent's end: zeros.
-                        m.push(g + pl, n - pl, ExtentKind::Zero);
-                    }
-                    None => m.push(g, n, ExtentKind::Unallocated),
-                },
+                Kind::Unalloc => map_through(parent, g, n, m)?,
             }
             done += n;
         }

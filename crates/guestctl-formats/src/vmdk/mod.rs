@@ -156,9 +156,8 @@ pub(crate) fn open(
             )),
         };
         Parent {
-            dev: p.device(),
             refuse,
-            child: path.to_path_buf(),
+            ..Parent::new(p.device(), path.to_path_buf(), "vmdk descriptor")
         }
     });
 

@@ -24,6 +24,8 @@
 
 use guestctl_block::{Error, Result};
 
+use crate::bytes::{le32, le64};
+
 /// "KDMV": the hosted sparse extent magic, as the bytes on disk.
 pub const MAGIC: &[u8; 4] = b"KDMV";
 /// "COWD": the ESX vmfsSparse magic (not read).
@@ -109,18 +111,6 @@ pub struct SparseHeader {
     pub unclean_shutdown: bool,
     /// 0 none, 1 deflate.
     pub compress_algorithm: u16,
-}
-
-fn le32(b: &[u8], o: usize) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[o..o + 4]);
-    u32::from_le_bytes(a)
-}
-
-fn le64(b: &[u8], o: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[o..o + 8]);
-    u64::from_le_bytes(a)
 }
 
 impl SparseHeader {
