@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use guestctl::convert::{
-    convert_to_qcow2, convert_to_qcow2_over, convert_to_raw, convert_to_vmdk, Compression,
-    Qcow2Options, RawOptions, VmdkOptions, VmdkSubformat,
+    convert_to_qcow2, convert_to_qcow2_over, convert_to_raw, convert_to_vhdx, convert_to_vmdk,
+    Compression, Qcow2Options, RawOptions, VhdxOptions, VhdxSubformat, VmdkOptions,
+    VmdkSubformat,
 };
 use serde::Serialize;
 
@@ -18,6 +19,7 @@ enum OutFormat {
     Raw,
     Qcow2,
     Vmdk,
+    Vhdx,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -28,6 +30,10 @@ enum Subformat {
     /// One sparse file, compressed grains with markers (OVF/OVA appliances).
     #[value(name = "streamOptimized")]
     StreamOptimized,
+    /// VHDX: blocks allocated as needed, zero blocks in the ZERO state (qemu-img's default).
+    Dynamic,
+    /// VHDX: every block allocated.
+    Fixed,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -38,7 +44,7 @@ enum Codec {
 
 #[derive(Args, Debug)]
 pub struct ConvertArgs {
-    /// SRC DST: the source image (raw, qcow2, vmdk; its backing chain is flattened into the
+    /// SRC DST: the source image (raw, qcow2, vmdk, vhdx; its backing chain is flattened into the
     /// output unless --backing) and the destination file (written under a temporary name,
     /// renamed when complete). With --batch: the sources only.
     #[arg(required = true, value_name = "SRC DST | SRC...")]
@@ -65,7 +71,7 @@ pub struct ConvertArgs {
     /// Output format.
     #[arg(short = 'O', long = "output-format", value_enum)]
     output_format: OutFormat,
-    /// VMDK subformat (with -O vmdk).
+    /// Subformat: monolithicSparse or streamOptimized with -O vmdk, dynamic or fixed with -O vhdx.
     #[arg(long, value_enum)]
     subformat: Option<Subformat>,
     /// Compress qcow2 clusters (zlib by default, like `qemu-img convert -c`); with -O vmdk it
@@ -78,6 +84,11 @@ pub struct ConvertArgs {
     /// qcow2 cluster size in bytes (512 to 2097152, a power of two; default 65536).
     #[arg(long)]
     cluster_size: Option<u64>,
+    /// vhdx block size (1M to 256M, a power of two; suffixes K, M, G; default: qemu-img's
+    /// choice for the disk size, 8M up to 1 GiB, 16M up to 100 GiB, 32M beyond), like
+    /// `qemu-img convert -O vhdx -o block_size=`.
+    #[arg(long, value_parser = parse_size)]
+    block_size: Option<u64>,
     /// After writing, re-read the output through guestctl's own reader and compare it with
     /// the source byte for byte (zero ranges both sides agree on are skipped).
     #[arg(long)]
@@ -130,7 +141,22 @@ fn extension(f: OutFormat) -> &'static str {
         OutFormat::Raw => "raw",
         OutFormat::Qcow2 => "qcow2",
         OutFormat::Vmdk => "vmdk",
+        OutFormat::Vhdx => "vhdx",
     }
+}
+
+/// A size in bytes with an optional K/M/G suffix (powers of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (num, shift) = match s.chars().last() {
+        Some('K' | 'k') => (&s[..s.len() - 1], 10),
+        Some('M' | 'm') => (&s[..s.len() - 1], 20),
+        Some('G' | 'g') => (&s[..s.len() - 1], 30),
+        _ => (s, 0),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("{s:?} is not a size (bytes, or with a K, M or G suffix)"))
 }
 
 #[derive(Serialize)]
@@ -219,8 +245,20 @@ fn validate(a: &ConvertArgs) -> anyhow::Result<()> {
     if fmt != OutFormat::Qcow2 && a.cluster_size.is_some() {
         bail!("--cluster-size applies to -O qcow2 only (vmdk grains are 64 KiB)");
     }
-    if fmt != OutFormat::Vmdk && a.subformat.is_some() {
-        bail!("--subformat applies to -O vmdk only");
+    if fmt != OutFormat::Vhdx && a.block_size.is_some() {
+        bail!("--block-size applies to -O vhdx only");
+    }
+    match (fmt, a.subformat) {
+        (_, None)
+        | (OutFormat::Vmdk, Some(Subformat::MonolithicSparse | Subformat::StreamOptimized))
+        | (OutFormat::Vhdx, Some(Subformat::Dynamic | Subformat::Fixed)) => {}
+        (OutFormat::Vmdk | OutFormat::Vhdx, Some(s)) => {
+            bail!("--subformat {s:?} does not apply to -O {}", extension(fmt))
+        }
+        _ => bail!("--subformat applies to -O vmdk and -O vhdx only"),
+    }
+    if fmt == OutFormat::Vhdx && (a.compress.is_some() || a.level.is_some()) {
+        bail!("vhdx blocks are not compressed: --compress and --level do not apply");
     }
     if fmt == OutFormat::Vmdk {
         if matches!(a.compress, Some(Codec::Zstd)) {
@@ -247,9 +285,8 @@ fn validate(a: &ConvertArgs) -> anyhow::Result<()> {
 fn vmdk_subformat(a: &ConvertArgs) -> VmdkSubformat {
     match a.subformat {
         Some(Subformat::StreamOptimized) => VmdkSubformat::StreamOptimized,
-        Some(Subformat::MonolithicSparse) => VmdkSubformat::MonolithicSparse,
         None if a.compress.is_some() || a.level.is_some() => VmdkSubformat::StreamOptimized,
-        None => VmdkSubformat::MonolithicSparse,
+        _ => VmdkSubformat::MonolithicSparse,
     }
 }
 
@@ -345,6 +382,16 @@ fn convert_one(a: &ConvertArgs, src: &Path, dst: &Path) -> anyhow::Result<()> {
             };
             convert_to_vmdk(dev.as_ref(), dst, &opts, &v, &tick)?;
         }
+        OutFormat::Vhdx => {
+            let x = VhdxOptions {
+                subformat: match a.subformat {
+                    Some(Subformat::Fixed) => VhdxSubformat::Fixed,
+                    _ => VhdxSubformat::Dynamic,
+                },
+                block_size: a.block_size,
+            };
+            convert_to_vhdx(dev.as_ref(), dst, &opts, &x, &tick)?;
+        }
     }
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -354,6 +401,7 @@ fn convert_one(a: &ConvertArgs, src: &Path, dst: &Path) -> anyhow::Result<()> {
             OutFormat::Raw => guestctl::Format::Raw,
             OutFormat::Qcow2 => guestctl::Format::Qcow2,
             OutFormat::Vmdk => guestctl::Format::Vmdk,
+            OutFormat::Vhdx => guestctl::Format::Vhdx,
         };
         let out = guestctl::open_image(
             dst,
@@ -371,10 +419,13 @@ fn convert_one(a: &ConvertArgs, src: &Path, dst: &Path) -> anyhow::Result<()> {
             },
         )?;
         let mut out_dev = out.device();
-        // vmdk sizes are whole sectors: a source that is not was padded with zeros (as qemu
-        // does); compare the source's bytes and check the padding reads as zero.
+        // vmdk and vhdx sizes are whole sectors: a source that is not was padded with zeros
+        // (as qemu does); compare the source's bytes and check the padding reads as zero.
         let padded = dev.size().div_ceil(512) * 512;
-        if a.output_format == OutFormat::Vmdk && out_dev.size() == padded && padded > dev.size() {
+        if matches!(a.output_format, OutFormat::Vmdk | OutFormat::Vhdx)
+            && out_dev.size() == padded
+            && padded > dev.size()
+        {
             let mut tail = vec![0u8; (padded - dev.size()) as usize];
             out_dev.read_exact_at(dev.size(), &mut tail)?;
             if tail.iter().any(|&b| b != 0) {

@@ -78,10 +78,12 @@ fn supported_containers_match_qemu_img() {
 fn unsupported_containers_are_refused_cleanly() {
     let rows = oracle();
     let mut checked = 0;
-    for row in rows
-        .iter()
-        .filter(|r| !matches!(r.format.as_str(), "qcow2" | "vmdk"))
-    {
+    for row in rows.iter().filter(|r| {
+        // vhdx rows are read (vhdx_variants.rs checks them, and the missing parent's error).
+        !matches!(r.format.as_str(), "qcow2" | "vmdk")
+            && !r.path.ends_with(".vhdx")
+            && !r.path.ends_with(".avhdx")
+    }) {
         let dir = tempfile::tempdir().expect("tmp");
         let p = fetch(row, dir.path());
         let e = open_image(&p, &OpenOptions::default())

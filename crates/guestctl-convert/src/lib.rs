@@ -1,6 +1,9 @@
 //! Image conversion for guestctl.
 //!
-//! Today: an exact, sparse raw export. The plan comes from [`BlockDevice::map`] (zero and
+//! Outputs: sparse raw, qcow2 ([`convert_to_qcow2`]), vmdk ([`convert_to_vmdk`]) and vhdx
+//! ([`convert_to_vhdx`]).
+//!
+//! The raw export: the plan comes from [`BlockDevice::map`] (zero and
 //! unallocated ranges are never read), data chunks are read, zero-detected and written in
 //! parallel with rayon (positional writes, so no ordering is needed), and the output is
 //! written under a temporary name in the destination directory and renamed only when complete
@@ -23,8 +26,10 @@ use rayon::prelude::*;
 
 mod pipeline;
 mod qcow2w;
+mod vhdxw;
 mod vmdkw;
 pub use qcow2w::{Compression, Qcow2Options};
+pub use vhdxw::{default_block_size as vhdx_default_block_size, VhdxOptions, VhdxSubformat};
 pub use vmdkw::{VmdkOptions, VmdkSubformat};
 
 /// Bytes one worker reads and writes at a time.
@@ -297,6 +302,24 @@ pub fn convert_to_vmdk(
     let pool = pool(opts.threads)?;
     let path = dst.to_path_buf();
     pool.install(|| vmdkw::write_vmdk(src, tmp.as_file(), &path, &name, vopts, progress))?;
+    finish(tmp, dst, opts.sync)
+}
+
+/// Writes `src` as a VHDX `dst` (dynamic or fixed, see [`VhdxOptions`]), under the same
+/// temporary-name and destination rules as [`convert_to_raw`].
+pub fn convert_to_vhdx(
+    src: &dyn BlockDevice,
+    dst: &Path,
+    opts: &RawOptions,
+    xopts: &VhdxOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<()> {
+    refuse_preallocation(opts, "vhdx")?;
+    check_destination(dst, opts.force, &opts.source_files)?;
+    let tmp = temp_output(dst)?;
+    let pool = pool(opts.threads)?;
+    let path = dst.to_path_buf();
+    pool.install(|| vhdxw::write_vhdx(src, tmp.as_file(), &path, xopts, progress))?;
     finish(tmp, dst, opts.sync)
 }
 

@@ -13,6 +13,8 @@ pub enum Format {
     Qcow2,
     /// VMware virtual disk (sparse, streamOptimized, flat, descriptor files).
     Vmdk,
+    /// Microsoft Hyper-V virtual hard disk v2 (fixed, dynamic, differencing).
+    Vhdx,
 }
 
 impl Format {
@@ -22,6 +24,7 @@ impl Format {
             Format::Raw => "raw",
             Format::Qcow2 => "qcow2",
             Format::Vmdk => "vmdk",
+            Format::Vhdx => "vhdx",
         }
     }
 
@@ -31,6 +34,7 @@ impl Format {
             "raw" => Some(Format::Raw),
             "qcow2" => Some(Format::Qcow2),
             "vmdk" => Some(Format::Vmdk),
+            "vhdx" => Some(Format::Vhdx),
             _ => None,
         }
     }
@@ -85,7 +89,7 @@ pub fn detect(head: &[u8], tail: &[u8]) -> Detected {
         return Unsupported("vpc (VHD)");
     }
     if starts(b"vhdxfile") {
-        return Unsupported("vhdx");
+        return Supported(Format::Vhdx);
     }
     if head.len() >= 68 && head[64..68] == 0xbeda_107f_u32.to_le_bytes() {
         return Unsupported("vdi (VirtualBox)");
@@ -179,9 +183,6 @@ mod tests {
             detect(&[0u8; 1024], &tail),
             Detected::Unsupported(_)
         ));
-        assert!(matches!(
-            detect(b"vhdxfile", &[]),
-            Detected::Unsupported("vhdx")
-        ));
+        assert_eq!(detect(b"vhdxfile", &[]), Detected::Supported(Format::Vhdx));
     }
 }

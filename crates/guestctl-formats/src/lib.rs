@@ -1,11 +1,12 @@
-//! In-process readers for virtual-machine disk images: raw, qcow2 (v2/v3) and vmdk, with
-//! backing chains, each exposed as a [`guestctl_block::BlockDevice`].
+//! In-process readers for virtual-machine disk images: raw, qcow2 (v2/v3), vmdk and vhdx
+//! (with its log replayed in memory), with backing chains, each exposed as a
+//! [`guestctl_block::BlockDevice`].
 //!
 //! [`open_image`] is the one factory: it detects the format by magic bytes (never by file
 //! extension), applies the backing-file policy of [`backing`], and bounds everything it reads
 //! from the image before allocating or looping.
 //!
-//! Refused: encrypted images, formats we recognise but do not read (qcow v1, vhd, vhdx, vdi,
+//! Refused: encrypted images, formats we recognise but do not read (qcow v1, vhd, vdi,
 //! parallels, ...: an "unsupported format" error, never a silent raw read), backing chains
 //! deeper than [`MAX_CHAIN_DEPTH`] or with loops, and backing/extent names outside the policy.
 //! Nothing here ever writes to an image.
@@ -14,10 +15,14 @@
 #![warn(missing_docs)]
 
 pub mod backing;
+#[allow(dead_code)] // the VHD and VDI readers use the big-endian helpers
+mod bytes;
 mod cache;
 mod decompress;
 mod detect;
+mod parent;
 pub mod qcow2;
+pub mod vhdx;
 pub mod vmdk;
 
 use std::collections::BTreeMap;
@@ -234,7 +239,7 @@ impl Ctx<'_> {
                 Detected::Supported(f) => f,
                 Detected::Unsupported(name) => {
                     return Err(Error::unsupported(format!(
-                        "unsupported format {name}: guestctl reads raw, qcow2 and vmdk"
+                        "unsupported format {name}: guestctl reads raw, qcow2, vmdk and vhdx"
                     ))
                     .path(path))
                 }
@@ -247,6 +252,7 @@ impl Ctx<'_> {
             }
             Format::Qcow2 => qcow2::open(file, path, allocated, self),
             Format::Vmdk => vmdk::open(file, path, allocated, self),
+            Format::Vhdx => vhdx::open(file, path, allocated, self),
         }
     }
 
@@ -325,4 +331,11 @@ pub fn fuzz_open_and_read(format: Format, data: &[u8]) {
     let _ = d.read_at(0, &mut buf[..4096]);
     let _ = d.read_at(d.size().saturating_sub(777), &mut buf[..1000]);
     let _ = d.read_at(d.size() / 2 + 1, &mut buf[..3]);
+}
+
+/// The `vhdx` fuzz target's body: [`vhdx::fuzz_expand`] the input, then
+/// [`fuzz_open_and_read`] it as a VHDX.
+#[doc(hidden)]
+pub fn fuzz_vhdx(data: &[u8]) {
+    fuzz_open_and_read(Format::Vhdx, &vhdx::fuzz_expand(data));
 }
