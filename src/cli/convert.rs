@@ -7,8 +7,7 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use guestctl::convert::{
     convert_to_qcow2, convert_to_qcow2_over, convert_to_raw, convert_to_vhdx, convert_to_vmdk,
-    Compression, Qcow2Options, RawOptions, VhdxOptions, VhdxSubformat, VmdkOptions,
-    VmdkSubformat,
+    Compression, Qcow2Options, RawOptions, VhdxOptions, VhdxSubformat, VmdkOptions, VmdkSubformat,
 };
 use serde::Serialize;
 

@@ -40,7 +40,12 @@ fn vhdx_output_passes_qemu_check_and_compare() {
     content(&d.join("src.raw"), size);
     // A qcow2 source too (its map has zero and unallocated clusters).
     qemu_img(&["convert", "-O", "qcow2", "src.raw", "src.qcow2"], d);
-    qemu_io("qcow2", "src.qcow2", &["write -z 4M 3M", "discard 9M 1M"], d);
+    qemu_io(
+        "qcow2",
+        "src.qcow2",
+        &["write -z 4M 3M", "discard 9M 1M"],
+        d,
+    );
     for (src, sub, bs) in [
         ("src.raw", "dynamic", None),
         ("src.raw", "fixed", None),
@@ -66,7 +71,22 @@ fn vhdx_output_passes_qemu_check_and_compare() {
             String::from_utf8_lossy(&chk.stdout),
             String::from_utf8_lossy(&chk.stderr)
         );
-        qemu_img(&["compare", "-f", if src.ends_with("qcow2") { "qcow2" } else { "raw" }, "-F", "vhdx", src, &out], d);
+        qemu_img(
+            &[
+                "compare",
+                "-f",
+                if src.ends_with("qcow2") {
+                    "qcow2"
+                } else {
+                    "raw"
+                },
+                "-F",
+                "vhdx",
+                src,
+                &out,
+            ],
+            d,
+        );
         let info = qemu_info(&out, d);
         assert_eq!(info["format"], "vhdx", "{out}");
         assert_eq!(info["virtual-size"], size, "{out}");
@@ -93,8 +113,16 @@ fn dynamic_output_is_sparse_and_odd_sizes_are_padded() {
     let d = dir.path();
     // 2 GiB + 100 bytes, data in two places only.
     qemu_img(&["create", "-f", "qcow2", "s.qcow2", "2147483748"], d);
-    qemu_io("qcow2", "s.qcow2", &["write -P 0x61 100M 1M", "write -P 0x62 2147483000 748"], d);
-    convert_ok(&["convert", "-O", "vhdx", "--verify", "s.qcow2", "s.vhdx"], d);
+    qemu_io(
+        "qcow2",
+        "s.qcow2",
+        &["write -P 0x61 100M 1M", "write -P 0x62 2147483000 748"],
+        d,
+    );
+    convert_ok(
+        &["convert", "-O", "vhdx", "--verify", "s.qcow2", "s.vhdx"],
+        d,
+    );
     let len = std::fs::metadata(d.join("s.vhdx")).expect("meta").len();
     // 4 MiB of structures and three 16 MiB blocks (qemu's block size for 2 GiB): block 6,
     // and blocks 127 and 128, which the last write straddles.
@@ -105,9 +133,14 @@ fn dynamic_output_is_sparse_and_odd_sizes_are_padded() {
     let img = open_image(d.join("s.vhdx"), &OpenOptions::default()).expect("open");
     let m = img.device().map(0, img.device().size()).expect("map");
     // Block 128 holds the disk's last 512 bytes (the source's 100, padded to a sector).
-    assert_eq!(m.bytes_of(guestctl::block::ExtentKind::Data), (32 << 20) + 512);
+    assert_eq!(
+        m.bytes_of(guestctl::block::ExtentKind::Data),
+        (32 << 20) + 512
+    );
     let mut b = vec![0u8; 748];
-    img.device().read_exact_at(2147483000, &mut b).expect("read");
+    img.device()
+        .read_exact_at(2147483000, &mut b)
+        .expect("read");
     assert!(b.iter().all(|&x| x == 0x62));
 }
 
@@ -122,12 +155,48 @@ fn vhdx_to_vhdx_and_refusals() {
     // The output may not be the input.
     let o = guestctl(&["convert", "-O", "vhdx", "--force", "q.vhdx", "q.vhdx"], d);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("source"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("source"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     for bad in [
-        &["convert", "-O", "vhdx", "--block-size", "3M", "src.raw", "x.vhdx"][..],
-        &["convert", "-O", "vhdx", "--subformat", "streamOptimized", "src.raw", "x.vhdx"],
-        &["convert", "-O", "vmdk", "--subformat", "fixed", "src.raw", "x.vmdk"],
-        &["convert", "-O", "qcow2", "--block-size", "1M", "src.raw", "x.qcow2"],
+        &[
+            "convert",
+            "-O",
+            "vhdx",
+            "--block-size",
+            "3M",
+            "src.raw",
+            "x.vhdx",
+        ][..],
+        &[
+            "convert",
+            "-O",
+            "vhdx",
+            "--subformat",
+            "streamOptimized",
+            "src.raw",
+            "x.vhdx",
+        ],
+        &[
+            "convert",
+            "-O",
+            "vmdk",
+            "--subformat",
+            "fixed",
+            "src.raw",
+            "x.vmdk",
+        ],
+        &[
+            "convert",
+            "-O",
+            "qcow2",
+            "--block-size",
+            "1M",
+            "src.raw",
+            "x.qcow2",
+        ],
         &["convert", "-O", "vhdx", "-c", "src.raw", "x.vhdx"],
     ] {
         let o = guestctl(bad, d);

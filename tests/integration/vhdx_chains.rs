@@ -42,7 +42,15 @@ fn qemu_vhdx(dir: &Path, name: &str, seed: u64) -> Vec<u8> {
     std::fs::write(&raw, &b).expect("write");
     let out = format!("{name}.tmp.vhdx");
     qemu_img(
-        &["convert", "-O", "vhdx", "-o", "block_size=1M,subformat=fixed,block_state_zero=off", &format!("{name}.raw"), &out],
+        &[
+            "convert",
+            "-O",
+            "vhdx",
+            "-o",
+            "block_size=1M,subformat=fixed,block_state_zero=off",
+            &format!("{name}.raw"),
+            &out,
+        ],
         dir,
     );
     std::fs::read(dir.join(out)).expect("read")
@@ -84,7 +92,13 @@ fn locator(kv: &[(&str, &str)]) -> Vec<u8> {
 
 /// Turns the fixed qemu-made `img` (in `tmp`) into a differencing file with `plan` and the
 /// locator `kv`, writes it to `dir/name`, and returns the child's own guest bytes.
-fn make_child(dir: &Path, name: &str, mut img: Vec<u8>, plan: &[B], kv: &[(&str, &str)]) -> Vec<u8> {
+fn make_child(
+    dir: &Path,
+    name: &str,
+    mut img: Vec<u8>,
+    plan: &[B],
+    kv: &[(&str, &str)],
+) -> Vec<u8> {
     let tmp = dir.join("child.tmp.vhdx");
     std::fs::write(&tmp, &img).expect("write");
     let own = {
@@ -101,7 +115,7 @@ fn make_child(dir: &Path, name: &str, mut img: Vec<u8>, plan: &[B], kv: &[(&str,
         .expect("file parameters")
         .1 as usize;
     img[md + fp + 4] |= 2; // HasParent
-    // The parent locator item after the existing ones, and its table entry.
+                           // The parent locator item after the existing ones, and its table entry.
     let loc = locator(kv);
     let at = 0x1_1000usize;
     img[md + at..md + at + loc.len()].copy_from_slice(&loc);
@@ -202,7 +216,10 @@ fn differencing_chain_reads_child_then_parent() {
         ("parent_linkage", link.as_str()),
         ("relative_path", ".\\base.vhdx"),
         ("absolute_win32_path", "C:\\vms\\base.vhdx"),
-        ("volume_path", "\\\\?\\Volume{0eba351e-5634-46d6-a8cf-4ddc2d6ac0b9}\\vms\\base.vhdx"),
+        (
+            "volume_path",
+            "\\\\?\\Volume{0eba351e-5634-46d6-a8cf-4ddc2d6ac0b9}\\vms\\base.vhdx",
+        ),
     ];
     let own = make_child(d, "child.avhdx", qemu_vhdx(d, "c", 2), &PLAN, &kv);
     let img = open_image(d.join("child.avhdx"), &OpenOptions::default()).expect("child");
@@ -220,11 +237,22 @@ fn differencing_chain_reads_child_then_parent() {
     assert_same_as_raw(img.device().as_ref(), &raw, "child.avhdx");
     // Unaligned reads across partial blocks.
     let mut b = vec![0u8; 3 * MIB + 777];
-    img.device().read_exact_at(2 * MIB as u64 - 300, &mut b).expect("read");
+    img.device()
+        .read_exact_at(2 * MIB as u64 - 300, &mut b)
+        .expect("read");
     assert!(b[..] == want[2 * MIB - 300..5 * MIB + 477]);
 
     // A grandchild over the child: depth 2.
-    let plan2 = [B::Parent, B::Full, B::Parent, B::Partial, B::Parent, B::Parent, B::Zero, B::Full];
+    let plan2 = [
+        B::Parent,
+        B::Full,
+        B::Parent,
+        B::Partial,
+        B::Parent,
+        B::Parent,
+        B::Zero,
+        B::Full,
+    ];
     let cg = Guid::parse("{aaaaaaaa-9abc-4def-8123-456789abcdef}").expect("guid");
     let mut child = std::fs::read(d.join("child.avhdx")).expect("read");
     set_data_write_guid(&mut child, cg);
@@ -265,11 +293,22 @@ fn parent_checks() {
     let src = qemu_vhdx(d, "c", 2);
 
     // The parent changed (DataWriteGuid differs): opens, but reads through it fail.
-    make_child(d, "stale.avhdx", src.clone(), &PLAN, &[("relative_path", "base.vhdx"), ("parent_linkage", &other)]);
+    make_child(
+        d,
+        "stale.avhdx",
+        src.clone(),
+        &PLAN,
+        &[("relative_path", "base.vhdx"), ("parent_linkage", &other)],
+    );
     let img = open_image(d.join("stale.avhdx"), &OpenOptions::default()).expect("opens");
     let mut b = vec![0u8; 4096];
-    img.device().read_exact_at(0, &mut b).expect("a child block reads");
-    let e = img.device().read_exact_at(MIB as u64, &mut b).expect_err("parent block");
+    img.device()
+        .read_exact_at(0, &mut b)
+        .expect("a child block reads");
+    let e = img
+        .device()
+        .read_exact_at(MIB as u64, &mut b)
+        .expect_err("parent block");
     assert!(e.to_string().contains("DataWriteGuid"), "{e}");
     // parent_linkage2 is accepted too.
     make_child(
@@ -277,20 +316,48 @@ fn parent_checks() {
         "link2.avhdx",
         src.clone(),
         &PLAN,
-        &[("relative_path", "base.vhdx"), ("parent_linkage", &other), ("parent_linkage2", &good)],
+        &[
+            ("relative_path", "base.vhdx"),
+            ("parent_linkage", &other),
+            ("parent_linkage2", &good),
+        ],
     );
     let img = open_image(d.join("link2.avhdx"), &OpenOptions::default()).expect("opens");
-    img.device().read_exact_at(MIB as u64, &mut b).expect("linkage2");
+    img.device()
+        .read_exact_at(MIB as u64, &mut b)
+        .expect("linkage2");
 
     // Missing parent: the error names what was tried.
-    make_child(d, "orphan.avhdx", src.clone(), &PLAN, &[("relative_path", ".\\gone.vhdx"), ("parent_linkage", &good), ("absolute_win32_path", "D:\\gone.vhdx")]);
+    make_child(
+        d,
+        "orphan.avhdx",
+        src.clone(),
+        &PLAN,
+        &[
+            ("relative_path", ".\\gone.vhdx"),
+            ("parent_linkage", &good),
+            ("absolute_win32_path", "D:\\gone.vhdx"),
+        ],
+    );
     let e = open_image(d.join("orphan.avhdx"), &OpenOptions::default()).expect_err("missing");
     let m = e.to_string();
-    assert!(m.contains("gone.vhdx") && m.contains("relative_path") && m.contains("absolute_win32_path"), "{m}");
+    assert!(
+        m.contains("gone.vhdx") && m.contains("relative_path") && m.contains("absolute_win32_path"),
+        "{m}"
+    );
 
     // A parent outside the child's directory: refused unless allowed.
     std::fs::create_dir(d.join("sub")).expect("mkdir");
-    make_child(d, "sub/up.avhdx", src.clone(), &PLAN, &[("relative_path", "..\\base.vhdx"), ("parent_linkage", &good)]);
+    make_child(
+        d,
+        "sub/up.avhdx",
+        src.clone(),
+        &PLAN,
+        &[
+            ("relative_path", "..\\base.vhdx"),
+            ("parent_linkage", &good),
+        ],
+    );
     let e = open_image(d.join("sub/up.avhdx"), &OpenOptions::default()).expect_err("outside");
     assert_eq!(e.kind(), ErrorKind::Refused, "{e}");
     let allowed = OpenOptions {
@@ -300,13 +367,28 @@ fn parent_checks() {
     open_image(d.join("sub/up.avhdx"), &allowed).expect("allowed");
 
     // A loop: a child naming itself.
-    make_child(d, "self.avhdx", src.clone(), &PLAN, &[("relative_path", "self.avhdx"), ("parent_linkage", &good)]);
+    make_child(
+        d,
+        "self.avhdx",
+        src.clone(),
+        &PLAN,
+        &[("relative_path", "self.avhdx"), ("parent_linkage", &good)],
+    );
     let e = open_image(d.join("self.avhdx"), &OpenOptions::default()).expect_err("loop");
-    assert!(e.to_string().contains("loop") || format!("{:?}", e).contains("loop"), "{e}");
+    assert!(
+        e.to_string().contains("loop") || format!("{:?}", e).contains("loop"),
+        "{e}"
+    );
 
     // A parent that is not VHDX.
     std::fs::write(d.join("plain.raw"), vec![0u8; DISK]).expect("write");
-    make_child(d, "rawparent.avhdx", src, &PLAN, &[("relative_path", "plain.raw"), ("parent_linkage", &good)]);
+    make_child(
+        d,
+        "rawparent.avhdx",
+        src,
+        &PLAN,
+        &[("relative_path", "plain.raw"), ("parent_linkage", &good)],
+    );
     let e = open_image(d.join("rawparent.avhdx"), &OpenOptions::default()).expect_err("raw");
     assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
 }
@@ -326,7 +408,19 @@ fn hyperv_child_over_a_made_parent_matches_dissect() {
         d,
     );
     let pname = "Generation 1_49C4BAF3-4B25-4406-8C4B-D39E65C32385.avhdx";
-    qemu_img(&["create", "-q", "-f", "vhdx", "-o", "block_size=2M", pname, "8G"], d);
+    qemu_img(
+        &[
+            "create",
+            "-q",
+            "-f",
+            "vhdx",
+            "-o",
+            "block_size=2M",
+            pname,
+            "8G",
+        ],
+        d,
+    );
     qemu_io(
         "vhdx",
         pname,
@@ -353,18 +447,28 @@ fn hyperv_child_over_a_made_parent_matches_dissect() {
     let mut ranges: Vec<(u64, u64)> = (0..4098usize)
         .filter(|i| (i + 1) % (cr + 1) != 0)
         .filter(|i| {
-            let e = u64::from_le_bytes(raw[0x30_0000 + 8 * i..0x30_0008 + 8 * i].try_into().expect("8"));
+            let e = u64::from_le_bytes(
+                raw[0x30_0000 + 8 * i..0x30_0008 + 8 * i]
+                    .try_into()
+                    .expect("8"),
+            );
             matches!(e & 7, 6 | 7)
         })
         .map(|i| ((i - i / (cr + 1)) as u64 * bs, bs))
         .collect();
-    ranges.extend([(0, 16 << 20), (512 << 20, 4 << 20), (2054 << 20, 8 << 20), (7000 << 20, 64 << 20)]);
+    ranges.extend([
+        (0, 16 << 20),
+        (512 << 20, 4 << 20),
+        (2054 << 20, 8 << 20),
+        (7000 << 20, 64 << 20),
+    ]);
     ranges.sort_unstable();
     ranges.dedup();
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 64 << 20];
     for &(off, n) in &ranges {
-        dev.read_exact_at(off, &mut buf[..n as usize]).expect("read");
+        dev.read_exact_at(off, &mut buf[..n as usize])
+            .expect("read");
         h.update(&buf[..n as usize]);
     }
     let got: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();

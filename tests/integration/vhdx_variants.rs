@@ -78,11 +78,9 @@ fn every_subformat_and_block_size_matches_qemu() {
                     continue;
                 }
                 let name = format!("{sub}-{bs}-{zero}.vhdx");
-                let o = format!("subformat={sub},block_size={bs},log_size=1M,block_state_zero={zero}");
-                qemu_img(
-                    &["convert", "-O", "vhdx", "-o", &o, "src.raw", &name],
-                    d,
-                );
+                let o =
+                    format!("subformat={sub},block_size={bs},log_size=1M,block_state_zero={zero}");
+                qemu_img(&["convert", "-O", "vhdx", "-o", &o, "src.raw", &name], d);
                 check(&d.join(&name), d, &name);
             }
         }
@@ -93,7 +91,18 @@ fn every_subformat_and_block_size_matches_qemu() {
 fn qemu_io_writes_over_a_created_image() {
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
-    qemu_img(&["create", "-f", "vhdx", "-o", "block_size=1M", "w.vhdx", "9M"], d);
+    qemu_img(
+        &[
+            "create",
+            "-f",
+            "vhdx",
+            "-o",
+            "block_size=1M",
+            "w.vhdx",
+            "9M",
+        ],
+        d,
+    );
     qemu_io(
         "vhdx",
         "w.vhdx",
@@ -112,7 +121,15 @@ fn qemu_io_writes_over_a_created_image() {
     for z in ["on", "off"] {
         let n = format!("empty-{z}.vhdx");
         qemu_img(
-            &["create", "-f", "vhdx", "-o", &format!("block_state_zero={z}"), &n, "3G"],
+            &[
+                "create",
+                "-f",
+                "vhdx",
+                "-o",
+                &format!("block_state_zero={z}"),
+                &n,
+                "3G",
+            ],
             d,
         );
         let img = open_image(d.join(&n), &OpenOptions::default()).expect("open");
@@ -124,7 +141,11 @@ fn qemu_io_writes_over_a_created_image() {
         };
         assert_eq!(m.extents().len(), 1, "{n}: {m:?}");
         assert_eq!(m.extents()[0].kind, want, "{n}");
-        assert_eq!(img.info().cluster_size, Some(16 << 20), "{n}: qemu's default for 3G");
+        assert_eq!(
+            img.info().cluster_size,
+            Some(16 << 20),
+            "{n}: qemu's default for 3G"
+        );
     }
 }
 
@@ -134,7 +155,18 @@ fn qemu_io_writes_over_a_created_image() {
 fn interleaved_bat_entries_past_the_first_chunk() {
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
-    qemu_img(&["create", "-f", "vhdx", "-o", "block_size=1M", "big.vhdx", "5G"], d);
+    qemu_img(
+        &[
+            "create",
+            "-f",
+            "vhdx",
+            "-o",
+            "block_size=1M",
+            "big.vhdx",
+            "5G",
+        ],
+        d,
+    );
     let writes = [
         (0x11u8, 4095u64 << 20, 1u64 << 20),
         (0x22, 4096 << 20, 1 << 20),
@@ -161,7 +193,10 @@ fn interleaved_bat_entries_past_the_first_chunk() {
         f.read_exact(&mut b).expect("read raw");
         assert!(a == b, "differs from qemu around {o:#x}");
     }
-    let data = dev.map(0, dev.size()).expect("map").bytes_of(ExtentKind::Data);
+    let data = dev
+        .map(0, dev.size())
+        .expect("map")
+        .bytes_of(ExtentKind::Data);
     assert_eq!(data, 4 << 20, "four 1 MiB blocks hold data");
 }
 
@@ -174,7 +209,15 @@ fn four_kib_logical_sectors() {
     let d = dir.path();
     content(&d.join("src.raw"), 12 << 20);
     qemu_img(
-        &["convert", "-O", "vhdx", "-o", "block_size=1M", "src.raw", "s.vhdx"],
+        &[
+            "convert",
+            "-O",
+            "vhdx",
+            "-o",
+            "block_size=1M",
+            "src.raw",
+            "s.vhdx",
+        ],
         d,
     );
     let p = d.join("s.vhdx");
@@ -252,7 +295,14 @@ fn corpus_hyperv_images_match_the_oracle() {
         assert_eq!(img.device().size().to_string(), f[2], "{name}");
         assert_eq!(sha256_device(img.device().as_ref()), f[3], "{name}");
         let i = img.info();
-        assert_eq!(i.cluster_size, Some(if name == "fixed.vhdx" { 2 << 20 } else { 32 << 20 }));
+        assert_eq!(
+            i.cluster_size,
+            Some(if name == "fixed.vhdx" {
+                2 << 20
+            } else {
+                32 << 20
+            })
+        );
         // dissect.hypervisor's test: the disk id (page 83 data).
         let id = &i.format_specific.as_ref().expect("fs").data["page83-id"];
         let want = if name == "fixed.vhdx" {
@@ -305,7 +355,15 @@ fn damaged_images_fail_cleanly() {
     let d = dir.path();
     content(&d.join("src.raw"), 3 << 20);
     qemu_img(
-        &["convert", "-O", "vhdx", "-o", "block_size=1M", "src.raw", "s.vhdx"],
+        &[
+            "convert",
+            "-O",
+            "vhdx",
+            "-o",
+            "block_size=1M",
+            "src.raw",
+            "s.vhdx",
+        ],
         d,
     );
     let good = std::fs::read(d.join("s.vhdx")).expect("read");
@@ -322,7 +380,16 @@ fn damaged_images_fail_cleanly() {
             assert!(e.to_string().contains("bad.vhdx"), "{what}: {e}");
         }
     };
-    for cut in [0usize, 7, 4096, 65536 + 100, 200 << 10, (1 << 20) + 5, 3 << 20, good.len() - 1] {
+    for cut in [
+        0usize,
+        7,
+        4096,
+        65536 + 100,
+        200 << 10,
+        (1 << 20) + 5,
+        3 << 20,
+        good.len() - 1,
+    ] {
         try_open(&good[..cut.min(good.len())], &format!("cut at {cut}"));
     }
     let (md, _) = metadata_entries(&d.join("s.vhdx"));
@@ -393,7 +460,10 @@ fn dirty_log_is_replayed_in_memory_like_qemu() {
         .expect("write");
         assert_same_as_raw(img.device().as_ref(), &raw, name);
         // The image itself was not touched.
-        assert!(std::fs::read(&p).expect("read") == before, "{name} was modified");
+        assert!(
+            std::fs::read(&p).expect("read") == before,
+            "{name} was modified"
+        );
         // qemu, today: read-only it refuses the dirty one; a copy opened read-write replays.
         let copy = d.join(format!("copy-{name}"));
         std::fs::copy(&p, &copy).expect("copy");
@@ -402,7 +472,11 @@ fn dirty_log_is_replayed_in_memory_like_qemu() {
             .arg(&p)
             .output()
             .expect("qemu-img");
-        assert_eq!(ro.status.success(), replayed == 0, "{name}: qemu read-only open");
+        assert_eq!(
+            ro.status.success(),
+            replayed == 0,
+            "{name}: qemu read-only open"
+        );
         qemu_io("vhdx", &copy.display().to_string(), &["quit"], d);
         let out = qemu_raw(&copy, d);
         assert_eq!(sha256_file(&out), want, "{name}: qemu's replay today");
@@ -420,11 +494,20 @@ fn hyperv_log_sequences_replay_idempotently() {
     let disk = corpus().join("dissect.hypervisor/tests/_data/disk/vhdx");
     for name in ["fixed.vhdx", "dynamic.vhdx"] {
         let p = materialize(&disk.join(format!("{name}.gz")), d);
-        let clean = sha256_device(open_image(&p, &OpenOptions::default()).expect("open").device().as_ref());
+        let clean = sha256_device(
+            open_image(&p, &OpenOptions::default())
+                .expect("open")
+                .device()
+                .as_ref(),
+        );
         // The log's GUID, from its first entry.
         let mut b = std::fs::read(&p).expect("read");
         let log = 1usize << 20;
-        assert_eq!(&b[log..log + 4], b"loge", "{name}: a log entry at the log's start");
+        assert_eq!(
+            &b[log..log + 4],
+            b"loge",
+            "{name}: a log entry at the log's start"
+        );
         let guid: [u8; 16] = b[log + 32..log + 48].try_into().expect("guid");
         for h in [64usize << 10, 128 << 10] {
             b[h + 48..h + 64].copy_from_slice(&guid);
@@ -436,7 +519,10 @@ fn hyperv_log_sequences_replay_idempotently() {
         std::fs::write(&dirty, &b).expect("write");
         let img = open_image(&dirty, &OpenOptions::default()).expect("open dirty");
         let fs = img.info().format_specific.as_ref().expect("fs");
-        assert!(fs.data["log-replayed-entries"].as_u64().expect("n") >= 1, "{name}");
+        assert!(
+            fs.data["log-replayed-entries"].as_u64().expect("n") >= 1,
+            "{name}"
+        );
         assert_eq!(sha256_device(img.device().as_ref()), clean, "{name}");
         qemu_io("vhdx", &dirty.display().to_string(), &["quit"], d);
         assert_eq!(sha256_file(&qemu_raw(&dirty, d)), clean, "{name}: qemu");
@@ -455,10 +541,9 @@ fn info_json_matches_qemu_img() {
         ("b.vhdx", "block_size=32M"),
     ] {
         qemu_img(&["convert", "-O", "vhdx", "-o", o, "src.raw", name], d);
-        let q: serde_json::Value = serde_json::from_slice(
-            &qemu_img(&["info", "--output=json", name], d).stdout,
-        )
-        .expect("qemu json");
+        let q: serde_json::Value =
+            serde_json::from_slice(&qemu_img(&["info", "--output=json", name], d).stdout)
+                .expect("qemu json");
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_guestctl"))
             .args(["info", "--json"])
             .arg(d.join(name))
@@ -466,7 +551,13 @@ fn info_json_matches_qemu_img() {
             .expect("guestctl");
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let g: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
-        for k in ["format", "virtual-size", "cluster-size", "actual-size", "dirty-flag"] {
+        for k in [
+            "format",
+            "virtual-size",
+            "cluster-size",
+            "actual-size",
+            "dirty-flag",
+        ] {
             assert_eq!(g[k], q[k], "{name}: {k}");
         }
         let want = if name == "f.vhdx" { "fixed" } else { "dynamic" };

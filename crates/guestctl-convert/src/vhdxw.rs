@@ -93,9 +93,12 @@ fn region_table(bat_len: u64, md_off: u64) -> Vec<u8> {
     let mut b = vec![0u8; TABLE_LEN];
     b[0..4].copy_from_slice(b"regi");
     b[8..12].copy_from_slice(&2u32.to_le_bytes());
-    for (i, (g, off, len)) in [(BAT_REGION, BAT_OFFSET, bat_len), (METADATA_REGION, md_off, MIB)]
-        .into_iter()
-        .enumerate()
+    for (i, (g, off, len)) in [
+        (BAT_REGION, BAT_OFFSET, bat_len),
+        (METADATA_REGION, md_off, MIB),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let e = &mut b[16 + 32 * i..48 + 32 * i];
         e[..16].copy_from_slice(&g.0);
@@ -118,8 +121,16 @@ fn metadata(p: &Params) -> Vec<u8> {
     items.push((FILE_PARAMETERS, fp, 4));
     items.push((VIRTUAL_DISK_SIZE, p.disk_size.to_le_bytes().to_vec(), 6));
     items.push((PAGE83_DATA, p.page83.0.to_vec(), 6));
-    items.push((LOGICAL_SECTOR_SIZE, p.logical_sector.to_le_bytes().to_vec(), 6));
-    items.push((PHYSICAL_SECTOR_SIZE, p.physical_sector.to_le_bytes().to_vec(), 6));
+    items.push((
+        LOGICAL_SECTOR_SIZE,
+        p.logical_sector.to_le_bytes().to_vec(),
+        6,
+    ));
+    items.push((
+        PHYSICAL_SECTOR_SIZE,
+        p.physical_sector.to_le_bytes().to_vec(),
+        6,
+    ));
     let mut b = vec![0u8; TABLE_LEN];
     b[0..8].copy_from_slice(b"metadata");
     b[10..12].copy_from_slice(&(items.len() as u16).to_le_bytes());
@@ -171,7 +182,8 @@ pub fn write_vhdx(
     let bs = opts
         .block_size
         .unwrap_or_else(|| default_block_size(disk_size));
-    if !bs.is_power_of_two() || !(u64::from(MIN_BLOCK_SIZE)..=u64::from(MAX_BLOCK_SIZE)).contains(&bs)
+    if !bs.is_power_of_two()
+        || !(u64::from(MIN_BLOCK_SIZE)..=u64::from(MAX_BLOCK_SIZE)).contains(&bs)
     {
         return Err(Error::new(
             ErrorKind::InvalidInput,
@@ -269,7 +281,11 @@ pub fn write_vhdx(
         &mut plan,
         &wr,
     )?;
-    let end = if fixed { data_start + blocks * bs } else { next };
+    let end = if fixed {
+        data_start + blocks * bs
+    } else {
+        next
+    };
     out.set_len(end)
         .map_err(|e| crate::write_error(e, "cannot size the output", out_path, None))?;
     let mut batb: Vec<u8> = bat.iter().flat_map(|e| e.to_le_bytes()).collect();

@@ -8,7 +8,11 @@ fn array<const N: usize>(b: &[u8], off: usize) -> [u8; N] {
     if let Some(s) = b.get(off..off + N) {
         a.copy_from_slice(s);
     } else {
-        debug_assert!(false, "read of {N} bytes at {off} past a buffer of {}", b.len());
+        debug_assert!(
+            false,
+            "read of {N} bytes at {off} past a buffer of {}",
+            b.len()
+        );
     }
     a
 }

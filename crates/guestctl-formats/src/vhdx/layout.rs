@@ -11,7 +11,8 @@ use crate::bytes::{bytes16, le32, le64};
 
 /// Little-endian u16 at `off` (callers bound the buffer first).
 fn le16(b: &[u8], off: usize) -> u16 {
-    b.get(off..off + 2).map_or(0, |s| u16::from_le_bytes([s[0], s[1]]))
+    b.get(off..off + 2)
+        .map_or(0, |s| u16::from_le_bytes([s[0], s[1]]))
 }
 
 /// Bytes `"vhdxfile"` at offset 0.
@@ -561,7 +562,10 @@ pub fn parse_params(
             "block size {block_size} is not a power of two from 1 MiB to 256 MiB"
         ));
     }
-    for (what, v) in [("logical", p.logical_sector), ("physical", p.physical_sector)] {
+    for (what, v) in [
+        ("logical", p.logical_sector),
+        ("physical", p.physical_sector),
+    ] {
         if v != 512 && v != 4096 {
             return Err(format!("{what} sector size {v} (512 or 4096)"));
         }
@@ -729,7 +733,10 @@ mod tests {
         let mut other = h.clone();
         other.log_length = 2 << 20;
         assert!(current_header([Some(h.clone()), Some(other)]).is_err());
-        assert_eq!(current_header([Some(h.clone()), Some(h)]).map(|x| x.0), Ok(0));
+        assert_eq!(
+            current_header([Some(h.clone()), Some(h)]).map(|x| x.0),
+            Ok(0)
+        );
     }
 
     #[test]

@@ -44,7 +44,11 @@ const CRC_BUDGET_FACTOR: u64 = 8;
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Desc {
     /// Write a 4 KiB sector at `at`: the data sector's payload with `lead` and `trail`.
-    Data { at: u64, lead: [u8; 8], trail: [u8; 4] },
+    Data {
+        at: u64,
+        lead: [u8; 8],
+        trail: [u8; 4],
+    },
     /// Write `len` zero bytes at `at`.
     Zero { at: u64, len: u64 },
 }
@@ -549,7 +553,8 @@ mod tests {
         assert!(b[0x1000..0x3000].iter().all(|&x| x == 0));
         assert!(b[0x3000..].iter().all(|&x| x == 0x11));
         let mut tail = vec![1u8; 4096];
-        ov.read_exact_at((4 << 20) - 4096, &mut tail).expect("past the file");
+        ov.read_exact_at((4 << 20) - 4096, &mut tail)
+            .expect("past the file");
         assert!(tail.iter().all(|&x| x == 0));
         assert_eq!(ov.intervals(), 1);
 

@@ -93,10 +93,7 @@ fn read_struct(
     len: usize,
     what: &'static str,
 ) -> Result<Vec<u8>> {
-    if off
-        .checked_add(len as u64)
-        .is_none_or(|e| e > file.size())
-    {
+    if off.checked_add(len as u64).is_none_or(|e| e > file.size()) {
         return Err(Error::corrupt(format!(
             "{len} bytes at {off:#x} run past the end of the file ({} bytes)",
             file.size()
@@ -157,8 +154,12 @@ fn open_structures(file: Arc<dyn BlockDevice>, path: &Path) -> Result<Opened> {
             .at(HEADER_OFFSETS[0])
     })?;
     let hdr_at = HEADER_OFFSETS[header_index];
-    layout::check_header(&header, size)
-        .map_err(|m| Error::corrupt(m).path(path).structure("vhdx header").at(hdr_at))?;
+    layout::check_header(&header, size).map_err(|m| {
+        Error::corrupt(m)
+            .path(path)
+            .structure("vhdx header")
+            .at(hdr_at)
+    })?;
 
     // The log comes first: everything after the headers may be in it.
     let (file, log_note, log_entries) = if header.log_guid.is_zero() {
@@ -184,9 +185,9 @@ fn open_structures(file: Arc<dyn BlockDevice>, path: &Path) -> Result<Opened> {
         match layout::parse_region_table(&b, log_range) {
             Ok(t) => {
                 if i == 1 {
-                    region_note = first_err
-                        .as_ref()
-                        .map(|e: &Error| format!("the first region table is damaged ({e}); the second copy was used"));
+                    region_note = first_err.as_ref().map(|e: &Error| {
+                        format!("the first region table is damaged ({e}); the second copy was used")
+                    });
                 }
                 regions = Some(t);
                 break;
@@ -212,7 +213,13 @@ fn open_structures(file: Arc<dyn BlockDevice>, path: &Path) -> Result<Opened> {
     };
 
     let md = regions.metadata;
-    let mb = read_struct(file.as_ref(), path, md.offset, TABLE_LEN, "vhdx metadata table")?;
+    let mb = read_struct(
+        file.as_ref(),
+        path,
+        md.offset,
+        TABLE_LEN,
+        "vhdx metadata table",
+    )?;
     let table = layout::parse_metadata_table(&mb, md.length)
         .map_err(|e| table_error(e, path, "vhdx metadata table", md.offset))?;
     let item = |it: Option<layout::Item>, name: &'static str, min: u32| -> Result<Vec<u8>> {
@@ -519,7 +526,13 @@ impl Vhdx {
             let first = page * BAT_PAGE;
             let n = BAT_PAGE.min(self.params.bat_entries().saturating_sub(first));
             let at = self.bat.offset + first * 8;
-            let raw = read_struct(self.file.as_ref(), &self.path, at, (n * 8) as usize, "vhdx BAT")?;
+            let raw = read_struct(
+                self.file.as_ref(),
+                &self.path,
+                at,
+                (n * 8) as usize,
+                "vhdx BAT",
+            )?;
             Ok(raw
                 .chunks_exact(8)
                 .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
@@ -705,14 +718,18 @@ impl BlockDevice for Vhdx {
 #[doc(hidden)]
 pub fn fuzz_expand(data: &[u8]) -> Vec<u8> {
     let flags = data.first().copied().unwrap_or(0);
-    let units = data.get(1..3).map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
+    let units = data
+        .get(1..3)
+        .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
     let size = (usize::from(units) << 16).min(16 << 20);
     let mut img = vec![0u8; size];
     let mut p = 3usize;
     while let Some(h) = data.get(p..p + 6) {
         let off = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
         let len = usize::from(u16::from_le_bytes([h[4], h[5]]));
-        let bytes = data.get(p + 6..(p + 6 + len).min(data.len())).unwrap_or(&[]);
+        let bytes = data
+            .get(p + 6..(p + 6 + len).min(data.len()))
+            .unwrap_or(&[]);
         if off < size {
             let n = bytes.len().min(size - off);
             img[off..off + n].copy_from_slice(&bytes[..n]);
@@ -742,11 +759,17 @@ pub fn fuzz_expand(data: &[u8]) -> Vec<u8> {
         });
         if let Ok((_, h)) = layout::current_header(hs) {
             let start = h.log_offset.min(size as u64) as usize;
-            let end = (h.log_offset.saturating_add(u64::from(h.log_length))).min(size as u64) as usize;
+            let end =
+                (h.log_offset.saturating_add(u64::from(h.log_length))).min(size as u64) as usize;
             let mut pos = start;
             while pos + 64 <= end {
                 if &img[pos..pos + 4] == b"loge" {
-                    let len = u32::from_le_bytes([img[pos + 8], img[pos + 9], img[pos + 10], img[pos + 11]]) as usize;
+                    let len = u32::from_le_bytes([
+                        img[pos + 8],
+                        img[pos + 9],
+                        img[pos + 10],
+                        img[pos + 11],
+                    ]) as usize;
                     if len >= 64 && pos + len <= end {
                         fix(&mut img, pos, len);
                     }
