@@ -564,3 +564,56 @@ fn info_json_matches_qemu_img() {
         assert_eq!(g["format-specific"]["data"]["subformat"], want);
     }
 }
+
+/// `guestctl inspect` on a Debian-like guest (GPT, ext4 root with dpkg status) converted to
+/// VHDX by qemu-img, dynamic and fixed: the same answers as on the raw disk.
+#[test]
+fn inspect_debian_like_guest_in_vhdx() {
+    use crate::inspect_linux::{build_disk, host_elf, inspect_json, write, Part};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let root = d.join("root");
+    host_elf(&root);
+    write(&root, "etc/debian_version", b"12.5\n");
+    write(
+        &root,
+        "etc/os-release",
+        b"PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\n\
+          VERSION_ID=\"12\"\nID=debian\n",
+    );
+    write(&root, "etc/hostname", b"vhdx-guest\n");
+    write(&root, "etc/fstab", b"LABEL=root / ext4 defaults 0 1\n");
+    let status = std::fs::read(corpus().join("libguestfs/test-data/phony-guests/debian-packages"))
+        .expect("debian-packages");
+    write(&root, "var/lib/dpkg/status", &status);
+    let img = build_disk(
+        d,
+        "gpt",
+        &[Part {
+            mib: 40,
+            src: &root,
+            mkfs: &["-L", "root"],
+            extra: "",
+        }],
+    );
+    let want = inspect_json(&img);
+    assert_eq!(want["distro"], "debian");
+    assert_eq!(want["hostname"], "vhdx-guest");
+    for o in ["subformat=dynamic", "subformat=fixed,block_size=1M"] {
+        let out = d.join("guest.vhdx");
+        let _ = std::fs::remove_file(&out);
+        qemu_img(
+            &[
+                "convert",
+                "-O",
+                "vhdx",
+                "-o",
+                o,
+                img.to_str().expect("u"),
+                "guest.vhdx",
+            ],
+            d,
+        );
+        assert_eq!(inspect_json(&out), want, "{o}");
+    }
+}
