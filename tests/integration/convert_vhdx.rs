@@ -2,6 +2,7 @@
 //! compare` finds the source's bytes, `qemu-img info` reads the sizes we meant, and our own
 //! reader reads it back.
 
+use crate::convert_vmdk::{convert_ok, guestctl};
 use crate::support;
 use crate::vhdx_variants::content;
 
@@ -10,23 +11,6 @@ use std::process::Command;
 
 use guestctl::{open_image, BlockDevice, OpenOptions};
 use support::*;
-
-fn guestctl(args: &[&str], dir: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_guestctl"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("guestctl")
-}
-
-fn convert_ok(args: &[&str], dir: &Path) {
-    let o = guestctl(args, dir);
-    assert!(
-        o.status.success(),
-        "guestctl {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
 
 fn qemu_info(name: &str, dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&qemu_img(&["info", "--output=json", name], dir).stdout).expect("json")

@@ -193,6 +193,15 @@ const PLAN: [B; 8] = [
     B::Parent,
 ];
 
+/// `d/base.vhdx`, a parent whose DataWriteGuid is returned.
+fn make_base(d: &Path) -> Guid {
+    let g = Guid::parse("{12345678-9abc-4def-8123-456789abcdef}").expect("guid");
+    let mut base = qemu_vhdx(d, "base", 1);
+    set_data_write_guid(&mut base, g);
+    std::fs::write(d.join("base.vhdx"), &base).expect("write");
+    g
+}
+
 fn linkage_of(g: Guid) -> String {
     format!("{{{g}}}")
 }
@@ -201,10 +210,7 @@ fn linkage_of(g: Guid) -> String {
 fn differencing_chain_reads_child_then_parent() {
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
-    let g = Guid::parse("{12345678-9abc-4def-8123-456789abcdef}").expect("guid");
-    let mut base = qemu_vhdx(d, "base", 1);
-    set_data_write_guid(&mut base, g);
-    std::fs::write(d.join("base.vhdx"), &base).expect("write");
+    let g = make_base(d);
     let parent = read_all(
         open_image(d.join("base.vhdx"), &OpenOptions::default())
             .expect("base")
@@ -284,10 +290,7 @@ fn differencing_chain_reads_child_then_parent() {
 fn parent_checks() {
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
-    let g = Guid::parse("{12345678-9abc-4def-8123-456789abcdef}").expect("guid");
-    let mut base = qemu_vhdx(d, "base", 1);
-    set_data_write_guid(&mut base, g);
-    std::fs::write(d.join("base.vhdx"), &base).expect("write");
+    let g = make_base(d);
     let other = linkage_of(Guid::parse("{00000000-9abc-4def-8123-456789abcdef}").expect("g"));
     let good = linkage_of(g);
     let src = qemu_vhdx(d, "c", 2);

@@ -207,7 +207,20 @@ fn interleaved_bat_entries_past_the_first_chunk() {
 fn four_kib_logical_sectors() {
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
-    content(&d.join("src.raw"), 12 << 20);
+    small_vhdx(d, 12 << 20);
+    let p = d.join("s.vhdx");
+    let before = open_image(&p, &OpenOptions::default()).expect("open");
+    let want = sha256_device(before.device().as_ref());
+    patch_metadata_u32(&p, layout_guid_logical(), 4096);
+    let img = open_image(&p, &OpenOptions::default()).expect("open 4k");
+    let fs = img.info().format_specific.as_ref().expect("fs");
+    assert_eq!(fs.data["logical-sector-size"], 4096);
+    assert_eq!(sha256_device(img.device().as_ref()), want);
+}
+
+/// `d/s.vhdx`: patterned content of `size` bytes converted by qemu-img with 1 MiB blocks.
+fn small_vhdx(d: &Path, size: u64) {
+    content(&d.join("src.raw"), size);
     qemu_img(
         &[
             "convert",
@@ -220,14 +233,6 @@ fn four_kib_logical_sectors() {
         ],
         d,
     );
-    let p = d.join("s.vhdx");
-    let before = open_image(&p, &OpenOptions::default()).expect("open");
-    let want = sha256_device(before.device().as_ref());
-    patch_metadata_u32(&p, layout_guid_logical(), 4096);
-    let img = open_image(&p, &OpenOptions::default()).expect("open 4k");
-    let fs = img.info().format_specific.as_ref().expect("fs");
-    assert_eq!(fs.data["logical-sector-size"], 4096);
-    assert_eq!(sha256_device(img.device().as_ref()), want);
 }
 
 fn layout_guid_logical() -> guestctl::formats::vhdx::layout::Guid {
@@ -353,19 +358,7 @@ pub fn fixtures() -> PathBuf {
 fn damaged_images_fail_cleanly() {
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
-    content(&d.join("src.raw"), 3 << 20);
-    qemu_img(
-        &[
-            "convert",
-            "-O",
-            "vhdx",
-            "-o",
-            "block_size=1M",
-            "src.raw",
-            "s.vhdx",
-        ],
-        d,
-    );
+    small_vhdx(d, 3 << 20);
     let good = std::fs::read(d.join("s.vhdx")).expect("read");
     let try_open = |bytes: &[u8], what: &str| {
         let p = d.join("bad.vhdx");

@@ -391,6 +391,14 @@ pub fn first_difference(a: &dyn BlockDevice, b: &dyn BlockDevice) -> Result<Opti
     Ok(None)
 }
 
+/// Positional writes to the output `out` (named `path` in errors), for the format writers.
+pub(crate) fn writer<'a>(out: &'a File, path: &'a Path) -> impl Fn(&[u8], u64) -> Result<()> + 'a {
+    move |buf, off| {
+        out.write_all_at(buf, off)
+            .map_err(|e| write_error(e, "write failed", path, Some(off)))
+    }
+}
+
 fn write_all_at(f: &File, buf: &[u8], off: u64, path: &Path) -> Result<()> {
     f.write_all_at(buf, off)
         .map_err(|e| write_error(e, "write failed", path, Some(off)))

@@ -19,7 +19,6 @@
 use std::collections::hash_map::RandomState;
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use guestctl_block::{is_zero, BlockDevice, Error, ErrorKind, ExtentKind, Result};
@@ -157,13 +156,6 @@ fn identifier() -> Vec<u8> {
     b
 }
 
-fn writer<'a>(out: &'a File, path: &'a Path) -> impl Fn(&[u8], u64) -> Result<()> + 'a {
-    move |buf, off| {
-        out.write_all_at(buf, off)
-            .map_err(|e| crate::write_error(e, "write failed", path, Some(off)))
-    }
-}
-
 /// Writes `src` as a VHDX to the already created `out`.
 pub fn write_vhdx(
     src: &dyn BlockDevice,
@@ -205,7 +197,7 @@ pub fn write_vhdx(
     let bat_len = (entries * 8).div_ceil(MIB).max(1) * MIB;
     let md_off = BAT_OFFSET + bat_len;
     let data_start = md_off + MIB;
-    let wr = writer(out, out_path);
+    let wr = crate::writer(out, out_path);
     let mut bat = vec![0u64; entries as usize];
     let state_zero = 2u64;
     let state_full = 6u64;
