@@ -165,8 +165,9 @@ fn wrapped(log: &[u8], pos: u64, len: u64) -> Vec<u8> {
 }
 
 /// Parses and validates the entry at `pos` of `log` (cheap header checks first, then the
-/// checksum over the entry, charged to `budget`).
-fn parse_entry(log: &[u8], pos: u64, guid: Guid, budget: &mut u64) -> Option<Entry> {
+/// checksum over the entry, charged to `budget`). Without `keep`, the descriptors and data
+/// sectors are checked but not kept (the search only needs to know which entries are valid).
+fn parse_entry(log: &[u8], pos: u64, guid: Guid, budget: &mut u64, keep: bool) -> Option<Entry> {
     let l = log.len() as u64;
     let h = log.get(pos as usize..pos as usize + 64)?;
     if &h[0..4] != b"loge" {
@@ -192,7 +193,7 @@ fn parse_entry(log: &[u8], pos: u64, guid: Guid, budget: &mut u64) -> Option<Ent
     if le32(&b, 4) != checksum(&b, 4) {
         return None;
     }
-    let mut descs = Vec::with_capacity(count as usize);
+    let mut descs = Vec::with_capacity(if keep { count as usize } else { 0 });
     let mut data = Vec::new();
     let mut next_data = desc_sectors * SECTOR;
     for i in 0..count as usize {
@@ -207,7 +208,9 @@ fn parse_entry(log: &[u8], pos: u64, guid: Guid, budget: &mut u64) -> Option<Ent
                 if n % SECTOR != 0 || at.checked_add(n).is_none() {
                     return None;
                 }
-                descs.push(Desc::Zero { at, len: n });
+                if keep {
+                    descs.push(Desc::Zero { at, len: n });
+                }
             }
             b"desc" => {
                 at.checked_add(SECTOR)?;
@@ -216,16 +219,18 @@ fn parse_entry(log: &[u8], pos: u64, guid: Guid, budget: &mut u64) -> Option<Ent
                 if &s[0..4] != b"data" || sseq != seq {
                     return None;
                 }
-                let mut lead = [0u8; 8];
-                lead.copy_from_slice(&d[8..16]);
-                let mut trail = [0u8; 4];
-                trail.copy_from_slice(&d[4..8]);
-                let mut sector = vec![0u8; SECTOR as usize];
-                sector[..8].copy_from_slice(&lead);
-                sector[8..4092].copy_from_slice(&s[8..4092]);
-                sector[4092..].copy_from_slice(&trail);
-                data.push(Arc::from(sector));
-                descs.push(Desc::Data { at, lead, trail });
+                if keep {
+                    let mut lead = [0u8; 8];
+                    lead.copy_from_slice(&d[8..16]);
+                    let mut trail = [0u8; 4];
+                    trail.copy_from_slice(&d[4..8]);
+                    let mut sector = vec![0u8; SECTOR as usize];
+                    sector[..8].copy_from_slice(&lead);
+                    sector[8..4092].copy_from_slice(&s[8..4092]);
+                    sector[4092..].copy_from_slice(&trail);
+                    data.push(Arc::from(sector));
+                    descs.push(Desc::Data { at, lead, trail });
+                }
                 next_data += SECTOR;
             }
             _ => return None,
@@ -244,16 +249,27 @@ fn parse_entry(log: &[u8], pos: u64, guid: Guid, budget: &mut u64) -> Option<Ent
 
 /// The active sequence of `log` for `guid`, oldest entry first (None: no valid sequence).
 fn find_active(log: &[u8], guid: Guid) -> Option<Vec<Entry>> {
+    let starts = active_positions(log, guid)?;
+    // The entries found valid are read again, this time keeping their contents.
+    let mut budget = log.len() as u64;
+    starts
+        .into_iter()
+        .map(|p| parse_entry(log, p, guid, &mut budget, true))
+        .collect()
+}
+
+/// Where the entries of the active sequence start.
+fn active_positions(log: &[u8], guid: Guid) -> Option<Vec<u64>> {
     let l = log.len() as u64;
     let mut budget = l.saturating_mul(CRC_BUDGET_FACTOR).saturating_add(1 << 20);
     let mut memo: BTreeMap<u64, Option<Entry>> = BTreeMap::new();
     let mut entry_at = |pos: u64, budget: &mut u64| -> Option<Entry> {
         memo.entry(pos)
-            .or_insert_with(|| parse_entry(log, pos, guid, budget))
+            .or_insert_with(|| parse_entry(log, pos, guid, budget, false))
             .clone()
     };
-    // (start positions, entries) of the best sequence so far.
-    let mut best: Option<(Vec<u64>, Vec<Entry>)> = None;
+    // (start positions, head sequence number) of the best sequence so far.
+    let mut best: Option<(Vec<u64>, u64)> = None;
     let mut pos = 0u64;
     while pos < l {
         let Some(first) = entry_at(pos, &mut budget) else {
@@ -280,19 +296,15 @@ fn find_active(log: &[u8], guid: Guid) -> Option<Vec<Entry>> {
         // active sequence was overwritten otherwise.
         let head = chain.last()?;
         if let Some(k) = starts.iter().position(|&s| s == head.tail) {
-            let better = best
-                .as_ref()
-                .and_then(|(_, b)| b.last())
-                .is_none_or(|b| head.seq > b.seq);
-            if better {
-                best = Some((starts[k..].to_vec(), chain[k..].to_vec()));
+            if best.as_ref().is_none_or(|(_, seq)| head.seq > *seq) {
+                best = Some((starts[k..].to_vec(), head.seq));
             }
         }
         // Continue after the sequence (its inner positions start no other sequence).
         let end = starts.first()? + span;
         pos = if end > pos { end.min(l) } else { pos + SECTOR };
     }
-    best.map(|(_, e)| e)
+    best.map(|(starts, _)| starts)
 }
 
 /// Where overlay bytes come from.
