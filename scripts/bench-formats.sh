@@ -4,6 +4,8 @@
 # the two tools taking turns, run after run; medians and ratios (guestctl / qemu-img wall
 # time: below 1 is faster). Every output is checked with `qemu-img compare`.
 # Usage: scripts/bench-formats.sh [RUNS] [FORMAT...]   (default 5 runs; formats: vhdx)
+# BENCH_OUT=DIR writes the outputs there (e.g. /dev/shm: the host disk's writeback, which
+# stalls whichever tool crosses the dirty limit, then stays out of the numbers).
 # One function per format (bench_<format>); add a format by adding a function.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +16,7 @@ formats=("$@")
 cargo build --release -q -p guestctl
 gc=${CARGO_TARGET_DIR:-$PWD/target}/release/guestctl
 data=$(scripts/bench-data.sh)
-out=$(mktemp -d "$data/fmt.XXXX")
+out=$(mktemp -d "${BENCH_OUT:-$data}/fmt.XXXX")
 trap 'rm -rf "$out"' EXIT
 
 secs() { # wall time of one run of "$@"
@@ -56,4 +58,4 @@ bench_vhdx() {
 for f in "${formats[@]}"; do
   "bench_$f"
 done
-echo "(median of $runs runs taken in turns; $(nproc) cores; $(( $(stat -c %s "$data/disk.raw") >> 20 )) MiB ext4 disk; outputs verified with qemu-img compare)"
+echo "(median of $runs runs taken in turns; $(nproc) cores; $(( $(stat -c %s "$data/disk.raw") >> 20 )) MiB ext4 disk; outputs in ${BENCH_OUT:-$data}, verified with qemu-img compare)"
