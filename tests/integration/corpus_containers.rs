@@ -115,7 +115,7 @@ fn unsupported_containers_are_refused_cleanly() {
             checked += 1;
         }
     }
-    assert!(checked >= 12, "only {checked} refusals checked");
+    assert!(checked >= 10, "only {checked} refusals checked");
 }
 
 #[test]

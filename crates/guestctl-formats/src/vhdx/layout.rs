@@ -282,6 +282,12 @@ pub fn check_header(h: &Header, file_size: u64) -> std::result::Result<(), Strin
             h.log_offset
         ));
     }
+    if h.log_offset.checked_add(u64::from(h.log_length)).is_none() {
+        return Err(format!(
+            "log offset {:#x} plus its length overflows",
+            h.log_offset
+        ));
+    }
     if u64::from(h.log_length) % MIB != 0 {
         return Err(format!(
             "log length {} is not a multiple of 1 MiB",
@@ -375,7 +381,11 @@ pub fn parse_region_table(
             }
             continue;
         }
-        if r.offset % MIB != 0 || r.offset < HEADER_SECTION || u64::from(r.length) % MIB != 0 {
+        if r.offset % MIB != 0
+            || r.offset < HEADER_SECTION
+            || u64::from(r.length) % MIB != 0
+            || r.offset.checked_add(u64::from(r.length)).is_none()
+        {
             return Err(Corrupt(format!(
                 "region {guid} ({} bytes at {:#x}) is not 1 MiB aligned past the header section",
                 r.length, r.offset

@@ -550,7 +550,13 @@ impl Vhdx {
     /// The file offset of a present block, checked against the reserved ranges.
     fn block_offset(&self, entry: u64, idx: u64) -> Result<u64> {
         let off = layout::entry_offset(entry);
-        let end = off + u64::from(self.params.block_size);
+        let Some(end) = off.checked_add(u64::from(self.params.block_size)) else {
+            return Err(self.corrupt(
+                "vhdx BAT",
+                format!("payload block offset {off:#x} overflows"),
+                self.bat.offset + idx * 8,
+            ));
+        };
         if let Some(r) = self.reserved.iter().find(|r| off < r.1 && r.0 < end) {
             return Err(self.corrupt(
                 "vhdx BAT",
@@ -670,7 +676,7 @@ impl Vhdx {
             }
             let (next, l) = one(block, 0)?;
             let same = match (kind, next) {
-                (Kind::Data(a), Kind::Data(b)) => b == a + len,
+                (Kind::Data(a), Kind::Data(b)) => a.checked_add(len) == Some(b),
                 (a, b) => a == b,
             };
             if !same {
