@@ -6,7 +6,7 @@
 //! verified against the spec only (and against qemu for every non-differencing piece).
 
 use crate::support;
-use crate::vhdx_variants::{content, metadata_entries};
+use crate::vhdx_variants::{content, create, metadata_entries};
 
 use std::path::Path;
 
@@ -411,19 +411,7 @@ fn hyperv_child_over_a_made_parent_matches_dissect() {
         d,
     );
     let pname = "Generation 1_49C4BAF3-4B25-4406-8C4B-D39E65C32385.avhdx";
-    qemu_img(
-        &[
-            "create",
-            "-q",
-            "-f",
-            "vhdx",
-            "-o",
-            "block_size=2M",
-            pname,
-            "8G",
-        ],
-        d,
-    );
+    create(d, "block_size=2M", pname, "8G");
     qemu_io(
         "vhdx",
         pname,

@@ -61,6 +61,11 @@ fn check(path: &Path, dir: &Path, what: &str) {
     std::fs::remove_file(raw).expect("rm");
 }
 
+/// `qemu-img create -f vhdx -o OPTS NAME SIZE` in `d`.
+pub fn create(d: &Path, opts: &str, name: &str, size: &str) {
+    qemu_img(&["create", "-q", "-f", "vhdx", "-o", opts, name, size], d);
+}
+
 /// An odd size: not a multiple of any block size.
 const SIZE: u64 = (21 << 20) + 3 * 512;
 
@@ -91,18 +96,7 @@ fn every_subformat_and_block_size_matches_qemu() {
 fn qemu_io_writes_over_a_created_image() {
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
-    qemu_img(
-        &[
-            "create",
-            "-f",
-            "vhdx",
-            "-o",
-            "block_size=1M",
-            "w.vhdx",
-            "9M",
-        ],
-        d,
-    );
+    create(d, "block_size=1M", "w.vhdx", "9M");
     qemu_io(
         "vhdx",
         "w.vhdx",
@@ -132,18 +126,7 @@ fn qemu_io_writes_over_a_created_image() {
     // A created image that was never written: ZERO blocks (block_state_zero) or NOT_PRESENT.
     for z in ["on", "off"] {
         let n = format!("empty-{z}.vhdx");
-        qemu_img(
-            &[
-                "create",
-                "-f",
-                "vhdx",
-                "-o",
-                &format!("block_state_zero={z}"),
-                &n,
-                "3G",
-            ],
-            d,
-        );
+        create(d, &format!("block_state_zero={z}"), &n, "3G");
         let img = open_image(d.join(&n), &OpenOptions::default()).expect("open");
         let m = img.device().map(0, 3 << 30).expect("map");
         let want = if z == "on" {
@@ -167,18 +150,7 @@ fn qemu_io_writes_over_a_created_image() {
 fn interleaved_bat_entries_past_the_first_chunk() {
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
-    qemu_img(
-        &[
-            "create",
-            "-f",
-            "vhdx",
-            "-o",
-            "block_size=1M",
-            "big.vhdx",
-            "5G",
-        ],
-        d,
-    );
+    create(d, "block_size=1M", "big.vhdx", "5G");
     let writes = [
         (0x11u8, 4095u64 << 20, 1u64 << 20),
         (0x22, 4096 << 20, 1 << 20),
