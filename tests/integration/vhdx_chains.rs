@@ -283,6 +283,20 @@ fn differencing_chain_reads_child_then_parent() {
         .expect("guestctl");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let flat = qemu_raw(&d.join("flat.qcow2"), d);
+    // No member of the chain may be the output, even with --force.
+    for member in ["base.vhdx", "child.avhdx", "grand.avhdx"] {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_guestctl"))
+            .args(["convert", "-O", "vhdx", "--force", "grand.avhdx", member])
+            .current_dir(d)
+            .output()
+            .expect("guestctl");
+        assert!(!o.status.success(), "{member} overwritten");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("source"),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
     assert!(std::fs::read(flat).expect("read") == expected(&own2, &want, &plan2));
 }
 
