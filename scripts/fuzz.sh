@@ -12,7 +12,7 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
   esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(detect qcow2 vmdk vhd vdi ext ext_journal part inspect_parsers registry lvm fat ntfs lznt1 reparse ufs xfs xfs_log)
+[ ${#targets[@]} -gt 0 ] || targets=(detect qcow2 vmdk vhd vdi ext ext_journal part inspect_parsers registry lvm fat ntfs lznt1 reparse ufs xfs xfs_log vhdx)
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 1; }
 command -v qemu-img >/dev/null || { echo "qemu-img missing: apt-get install qemu-utils" >&2; exit 1; }
 
@@ -105,6 +105,36 @@ open(sys.argv[2] + "-64k", "wb").write(log[:65536])
 open(sys.argv[2] + "-wrapped", "wb").write(log[32768:] + log[:32768])
 PY
   done
+  # VHDX seeds: qemu-made images and the dirty-log fixtures, written in the vhdx target's
+  # sparse form (flags: fix every checksum; size in 64 KiB units; non-zero 512-byte runs).
+  local vx; vx=$(seed_dir vhdx)
+  qemu-img create -q -f vhdx -o block_size=1M "$t/d.vhdx" 3M
+  qemu-io -f vhdx -c "write -P 0x61 0 4k" -c "write -P 0x62 2M 512" "$t/d.vhdx" >/dev/null
+  head -c 2097152 /dev/urandom > "$t/r2"
+  qemu-img convert -q -O vhdx -o subformat=fixed,block_size=1M "$t/r2" "$t/f.vhdx"
+  qemu-img create -q -f vhdx -o block_size=1M,block_state_zero=off "$t/n.vhdx" 5M
+  for z in fixtures/vhdx/*.vhdx.zst; do zstd -q -d -f "$z" -o "$t/$(basename "$z" .zst)"; done
+  for img in "$t"/*.vhdx; do
+    python3 - "$img" "$vx/$(basename "$img" .vhdx)" <<'PY'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+# The size is the file's; the bytes past 6 MiB (payload blocks) are left out: the
+# structures are at the front.
+out = bytearray([7]) + struct.pack("<H", min(len(b) + 65535 >> 16, 256))
+b = b[:6 << 20]
+i = 0
+while i < len(b):
+    if b[i:i + 512].strip(b"\0"):
+        j = i
+        while j < len(b) and b[j:j + 512].strip(b"\0") and j - i < 65024:
+            j += 512
+        out += struct.pack("<IH", i, j - i) + b[i:j]
+        i = j
+    else:
+        i += 512
+open(sys.argv[2], "wb").write(out)
+PY
+  done
   local d; d=$(seed_dir detect)
   cp "$q"/* "$v"/* "$h"/* "$i"/* "$d"/ 2>/dev/null || true
   rm -rf "$t"
@@ -119,6 +149,8 @@ for target in "${targets[@]}"; do
   [ "$target" = inspect_parsers ] && max_len=262144
   # XFS inputs list an image's non-zero sectors: a populated filesystem needs a few MiB.
   [ "$target" = xfs ] && max_len=4500000
+  # VHDX inputs are sparse descriptions of images of several MiB.
+  [ "$target" = vhdx ] && max_len=2200000
   cargo +nightly fuzz run "$target" "fuzz/corpus/$target" -- \
     -max_total_time="$secs" -max_len="$max_len" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
 done

@@ -7,8 +7,8 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use guestctl::convert::{
     convert_to_qcow2, convert_to_qcow2_over, convert_to_raw, convert_to_vdi, convert_to_vhd,
-    convert_to_vmdk, Compression, Qcow2Options, RawOptions, VdiOptions, VdiSubformat, VhdOptions,
-    VhdSubformat, VmdkOptions, VmdkSubformat,
+    convert_to_vhdx, convert_to_vmdk, Compression, Qcow2Options, RawOptions, VdiOptions,
+    VdiSubformat, VhdOptions, VhdSubformat, VhdxOptions, VhdxSubformat, VmdkOptions, VmdkSubformat,
 };
 use serde::Serialize;
 
@@ -24,6 +24,8 @@ enum OutFormat {
     Vhd,
     /// VirtualBox VDI.
     Vdi,
+    /// Microsoft Hyper-V VHDX.
+    Vhdx,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -34,9 +36,10 @@ enum Subformat {
     /// One sparse file, compressed grains with markers (OVF/OVA appliances).
     #[value(name = "streamOptimized")]
     StreamOptimized,
-    /// VHD: the raw data followed by a footer (Azure's format).
+    /// VHD: the raw data followed by a footer (Azure's format); VHDX: every block allocated.
     Fixed,
-    /// VHD, VDI: blocks allocated only where the data is not zero (the default).
+    /// VHD, VHDX, VDI: blocks allocated only where the data is not zero (the default; VHDX
+    /// zero blocks are in the ZERO state, as qemu-img writes them).
     Dynamic,
     /// VDI: every block has its place in the file (qemu-img's `-o static=on`).
     Static,
@@ -50,7 +53,8 @@ enum Codec {
 
 #[derive(Args, Debug)]
 pub struct ConvertArgs {
-    /// SRC DST: the source image (raw, qcow2, vmdk, vhd, vdi; its backing chain is flattened into the
+    /// SRC DST: the source image (raw, qcow2, vmdk, vhd, vhdx, vdi; its backing chain is
+    /// flattened into the
     /// output unless --backing) and the destination file (written under a temporary name,
     /// renamed when complete). With --batch: the sources only.
     #[arg(required = true, value_name = "SRC DST | SRC...")]
@@ -82,8 +86,8 @@ pub struct ConvertArgs {
         required_unless_present = "azure"
     )]
     output_format: Option<OutFormat>,
-    /// Subformat: monolithicSparse|streamOptimized (-O vmdk), dynamic|fixed (-O vhd),
-    /// dynamic|static (-O vdi).
+    /// Subformat: monolithicSparse|streamOptimized (-O vmdk), dynamic|fixed (-O vhd,
+    /// -O vhdx), dynamic|static (-O vdi).
     #[arg(long, value_enum)]
     subformat: Option<Subformat>,
     /// A VHD that Azure accepts: fixed, with a virtual size that is a whole number of MiB
@@ -102,6 +106,11 @@ pub struct ConvertArgs {
     /// qcow2 cluster size in bytes (512 to 2097152, a power of two; default 65536).
     #[arg(long)]
     cluster_size: Option<u64>,
+    /// vhdx block size (1M to 256M, a power of two; suffixes K, M, G; default: qemu-img's
+    /// choice for the disk size, 8M up to 1 GiB, 16M up to 100 GiB, 32M beyond), like
+    /// `qemu-img convert -O vhdx -o block_size=`.
+    #[arg(long, value_parser = parse_size)]
+    block_size: Option<u64>,
     /// After writing, re-read the output through guestctl's own reader and compare it with
     /// the source byte for byte (zero ranges both sides agree on are skipped).
     #[arg(long)]
@@ -156,6 +165,7 @@ fn extension(f: OutFormat) -> &'static str {
         OutFormat::Vmdk => "vmdk",
         OutFormat::Vhd => "vhd",
         OutFormat::Vdi => "vdi",
+        OutFormat::Vhdx => "vhdx",
     }
 }
 
@@ -164,6 +174,20 @@ impl ConvertArgs {
     fn format(&self) -> OutFormat {
         self.output_format.unwrap_or(OutFormat::Vhd)
     }
+}
+
+/// A size in bytes with an optional K/M/G suffix (powers of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (num, shift) = match s.chars().last() {
+        Some('K' | 'k') => (&s[..s.len() - 1], 10),
+        Some('M' | 'm') => (&s[..s.len() - 1], 20),
+        Some('G' | 'g') => (&s[..s.len() - 1], 30),
+        _ => (s, 0),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("{s:?} is not a size (bytes, or with a K, M or G suffix)"))
 }
 
 #[derive(Serialize)]
@@ -263,6 +287,9 @@ fn validate(a: &ConvertArgs) -> anyhow::Result<()> {
     if fmt != OutFormat::Qcow2 && a.cluster_size.is_some() {
         bail!("--cluster-size applies to -O qcow2 only (vmdk grains are 64 KiB)");
     }
+    if fmt != OutFormat::Vhdx && a.block_size.is_some() {
+        bail!("--block-size applies to -O vhdx only");
+    }
     let sub_ok = match (fmt, a.subformat) {
         (_, None) => true,
         (OutFormat::Vmdk, Some(s)) => {
@@ -270,14 +297,18 @@ fn validate(a: &ConvertArgs) -> anyhow::Result<()> {
         }
         (OutFormat::Vhd, Some(s)) => matches!(s, Subformat::Fixed | Subformat::Dynamic),
         (OutFormat::Vdi, Some(s)) => matches!(s, Subformat::Static | Subformat::Dynamic),
+        (OutFormat::Vhdx, Some(s)) => matches!(s, Subformat::Fixed | Subformat::Dynamic),
         _ => false,
     };
     if !sub_ok {
         bail!(
             "--subformat: monolithicSparse or streamOptimized for -O vmdk, dynamic or fixed for \
-             -O vhd, dynamic or static for -O vdi (none for -O {})",
+             -O vhd and -O vhdx, dynamic or static for -O vdi (none for -O {})",
             extension(fmt)
         );
+    }
+    if fmt == OutFormat::Vhdx && (a.compress.is_some() || a.level.is_some()) {
+        bail!("vhdx blocks are not compressed: --compress and --level do not apply");
     }
     if fmt == OutFormat::Vmdk {
         if matches!(a.compress, Some(Codec::Zstd)) {
@@ -433,6 +464,16 @@ fn convert_one(a: &ConvertArgs, src: &Path, dst: &Path) -> anyhow::Result<()> {
             };
             convert_to_vdi(dev.as_ref(), dst, &opts, &v, &tick)?;
         }
+        OutFormat::Vhdx => {
+            let x = VhdxOptions {
+                subformat: match a.subformat {
+                    Some(Subformat::Fixed) => VhdxSubformat::Fixed,
+                    _ => VhdxSubformat::Dynamic,
+                },
+                block_size: a.block_size,
+            };
+            convert_to_vhdx(dev.as_ref(), dst, &opts, &x, &tick)?;
+        }
     }
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -444,6 +485,7 @@ fn convert_one(a: &ConvertArgs, src: &Path, dst: &Path) -> anyhow::Result<()> {
             OutFormat::Vmdk => guestctl::Format::Vmdk,
             OutFormat::Vhd => guestctl::Format::Vpc,
             OutFormat::Vdi => guestctl::Format::Vdi,
+            OutFormat::Vhdx => guestctl::Format::Vhdx,
         };
         let out = guestctl::open_image(
             dst,
@@ -461,7 +503,7 @@ fn convert_one(a: &ConvertArgs, src: &Path, dst: &Path) -> anyhow::Result<()> {
             },
         )?;
         let mut out_dev = out.device();
-        // vmdk, VHD and VDI sizes are whole sectors: a source that is not was padded with
+        // vmdk, VHD, VHDX and VDI sizes are whole sectors: a source that is not was padded with
         // zeros (as qemu does); compare the source's bytes and check the padding reads as zero.
         let padded = dev.size().div_ceil(512) * 512;
         if a.format() != OutFormat::Raw && out_dev.size() == padded && padded > dev.size() {

@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use guestctl::{open_image, OpenOptions};
 use support::*;
 
-fn guestctl(args: &[&str], dir: &Path) -> Output {
+pub(crate) fn guestctl(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_guestctl"))
         .args(args)
         .current_dir(dir)
@@ -18,7 +18,7 @@ fn guestctl(args: &[&str], dir: &Path) -> Output {
         .expect("run guestctl")
 }
 
-fn convert_ok(args: &[&str], dir: &Path) {
+pub(crate) fn convert_ok(args: &[&str], dir: &Path) {
     let o = guestctl(args, dir);
     assert!(
         o.status.success(),

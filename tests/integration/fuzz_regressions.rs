@@ -29,3 +29,16 @@ fn vmdk_regressions() {
 fn qcow2_regressions() {
     run_dir("qcow2", Format::Qcow2);
 }
+
+/// vhdx inputs are the target's sparse form, replayed through the same decoder.
+#[test]
+fn vhdx_regressions() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions/vhdx");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).expect("regression dir") {
+        let data = std::fs::read(e.expect("entry").path()).expect("read");
+        guestctl::formats::fuzz_vhdx(&data);
+        n += 1;
+    }
+    assert!(n >= 1);
+}

@@ -19,15 +19,15 @@ fn guestctl(args: &[&str]) -> std::process::Output {
 }
 
 /// One partition: size in MiB, the tree to put in it, mkfs.ext4 options.
-struct Part<'a> {
-    mib: u64,
-    src: &'a Path,
-    mkfs: &'a [&'a str],
+pub(crate) struct Part<'a> {
+    pub(crate) mib: u64,
+    pub(crate) src: &'a Path,
+    pub(crate) mkfs: &'a [&'a str],
     /// sfdisk extra fields (`uuid=...`, `name=...`).
-    extra: &'a str,
+    pub(crate) extra: &'a str,
 }
 
-fn build_disk(dir: &Path, label: &str, parts: &[Part]) -> PathBuf {
+pub(crate) fn build_disk(dir: &Path, label: &str, parts: &[Part]) -> PathBuf {
     let img = dir.join(format!("disk-{label}.img"));
     let total: u64 = parts.iter().map(|p| p.mib).sum::<u64>() + 2;
     std::fs::File::create(&img)
@@ -69,7 +69,7 @@ fn build_disk(dir: &Path, label: &str, parts: &[Part]) -> PathBuf {
     img
 }
 
-fn write(root: &Path, path: &str, data: &[u8]) {
+pub(crate) fn write(root: &Path, path: &str, data: &[u8]) {
     let p = root.join(path.trim_start_matches('/'));
     std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
     std::fs::write(p, data).expect("write");
@@ -83,7 +83,7 @@ fn guest_etc(root: &Path, os_release: &[u8], hostname: &[u8], fstab: &[u8]) {
 }
 
 /// The host's own shell: a real ELF binary whose architecture `uname -m` names.
-fn host_elf(root: &Path) {
+pub(crate) fn host_elf(root: &Path) {
     let dst = root.join("bin");
     std::fs::create_dir_all(&dst).expect("mkdir");
     std::fs::copy("/bin/dash", dst.join("dash")).expect("copy /bin/dash");
@@ -91,7 +91,7 @@ fn host_elf(root: &Path) {
     std::fs::create_dir_all(root.join("usr/bin")).expect("mkdir");
 }
 
-fn inspect_json(img: &Path) -> serde_json::Value {
+pub(crate) fn inspect_json(img: &Path) -> serde_json::Value {
     let out = guestctl(&["inspect", "--json", img.to_str().expect("utf8")]);
     assert!(
         out.status.success(),

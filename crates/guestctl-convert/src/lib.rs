@@ -1,7 +1,9 @@
 //! Image conversion for guestctl.
 //!
-//! Outputs: raw (exact, sparse), qcow2, vmdk, VHD (fixed, dynamic) and VDI (dynamic,
-//! static). The raw export: The plan comes from [`BlockDevice::map`] (zero and
+//! Outputs: raw (exact, sparse), qcow2, vmdk, VHD (fixed, dynamic), VHDX (dynamic, fixed) and
+//! VDI (dynamic, static).
+//!
+//! The raw export: the plan comes from [`BlockDevice::map`] (zero and
 //! unallocated ranges are never read), data chunks are read, zero-detected and written in
 //! parallel with rayon (positional writes, so no ordering is needed), and the output is
 //! written under a temporary name in the destination directory and renamed only when complete
@@ -27,10 +29,12 @@ mod pipeline;
 mod qcow2w;
 mod vdiw;
 mod vhdw;
+mod vhdxw;
 mod vmdkw;
 pub use qcow2w::{Compression, Qcow2Options};
 pub use vdiw::{VdiOptions, VdiSubformat};
 pub use vhdw::{VhdOptions, VhdSubformat};
+pub use vhdxw::{default_block_size as vhdx_default_block_size, VhdxOptions, VhdxSubformat};
 pub use vmdkw::{VmdkOptions, VmdkSubformat};
 
 /// Bytes one worker reads and writes at a time.
@@ -346,6 +350,24 @@ pub fn convert_to_vdi(
     finish(tmp, dst, opts.sync)
 }
 
+/// Writes `src` as a VHDX `dst` (dynamic or fixed, see [`VhdxOptions`]), under the same
+/// temporary-name and destination rules as [`convert_to_raw`].
+pub fn convert_to_vhdx(
+    src: &dyn BlockDevice,
+    dst: &Path,
+    opts: &RawOptions,
+    xopts: &VhdxOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<()> {
+    refuse_preallocation(opts, "vhdx")?;
+    check_destination(dst, opts.force, &opts.source_files)?;
+    let tmp = temp_output(dst)?;
+    let pool = pool(opts.threads)?;
+    let path = dst.to_path_buf();
+    pool.install(|| vhdxw::write_vhdx(src, tmp.as_file(), &path, xopts, progress))?;
+    finish(tmp, dst, opts.sync)
+}
+
 /// Preallocation is implemented for raw output only; other formats refuse it rather than
 /// silently writing a sparse image.
 fn refuse_preallocation(opts: &RawOptions, format: &str) -> Result<()> {
@@ -412,6 +434,14 @@ pub fn first_difference(a: &dyn BlockDevice, b: &dyn BlockDevice) -> Result<Opti
         start += wlen;
     }
     Ok(None)
+}
+
+/// Positional writes to the output `out` (named `path` in errors), for the format writers.
+pub(crate) fn writer<'a>(out: &'a File, path: &'a Path) -> impl Fn(&[u8], u64) -> Result<()> + 'a {
+    move |buf, off| {
+        out.write_all_at(buf, off)
+            .map_err(|e| write_error(e, "write failed", path, Some(off)))
+    }
 }
 
 fn write_all_at(f: &File, buf: &[u8], off: u64, path: &Path) -> Result<()> {

@@ -18,7 +18,6 @@
 //! `tests/convert_vmdk.rs`.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use flate2::Compress;
@@ -203,13 +202,6 @@ pub fn write_vmdk(
     }
 }
 
-fn writer<'a>(out: &'a File, path: &'a Path) -> impl Fn(&[u8], u64) -> Result<()> + 'a {
-    move |buf, off| {
-        out.write_all_at(buf, off)
-            .map_err(|e| crate::write_error(e, "write failed", path, Some(off)))
-    }
-}
-
 /// A grain offset as a GTE (sectors, 32 bits).
 fn gte(byte_offset: u64) -> Result<u32> {
     u32::try_from(byte_offset / SECTOR).map_err(|_| {
@@ -231,7 +223,7 @@ fn write_sparse(
     capacity: u64,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<()> {
-    let wr = writer(out, out_path);
+    let wr = crate::writer(out, out_path);
     let size = src.size();
     let grains = capacity.div_ceil(GRAIN_SECTORS);
     let gt_count = grains.div_ceil(GTES).max(1);
@@ -367,7 +359,7 @@ fn write_stream(
     level: u32,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<()> {
-    let wr = writer(out, out_path);
+    let wr = crate::writer(out, out_path);
     let size = src.size();
     let grains = capacity.div_ceil(GRAIN_SECTORS);
     let gt_count = grains.div_ceil(GTES).max(1);

@@ -17,6 +17,8 @@ pub enum Format {
     Vpc,
     /// VirtualBox disk image.
     Vdi,
+    /// Microsoft Hyper-V virtual hard disk v2 (fixed, dynamic, differencing).
+    Vhdx,
 }
 
 impl Format {
@@ -28,6 +30,7 @@ impl Format {
             Format::Vmdk => "vmdk",
             Format::Vpc => "vpc",
             Format::Vdi => "vdi",
+            Format::Vhdx => "vhdx",
         }
     }
 
@@ -39,6 +42,7 @@ impl Format {
             "vmdk" => Some(Format::Vmdk),
             "vpc" | "vhd" => Some(Format::Vpc),
             "vdi" => Some(Format::Vdi),
+            "vhdx" => Some(Format::Vhdx),
             _ => None,
         }
     }
@@ -93,7 +97,7 @@ pub fn detect(head: &[u8], tail: &[u8]) -> Detected {
         return Supported(Format::Vpc);
     }
     if starts(b"vhdxfile") {
-        return Unsupported("vhdx");
+        return Supported(Format::Vhdx);
     }
     if head.len() >= 68 && head[64..68] == 0xbeda_107f_u32.to_le_bytes() {
         return Supported(Format::Vdi);
@@ -197,9 +201,6 @@ mod tests {
         let mut vdi = [0u8; 1024];
         vdi[64..68].copy_from_slice(&0xbeda_107f_u32.to_le_bytes());
         assert_eq!(detect(&vdi, &[]), Detected::Supported(Format::Vdi));
-        assert!(matches!(
-            detect(b"vhdxfile", &[]),
-            Detected::Unsupported("vhdx")
-        ));
+        assert_eq!(detect(b"vhdxfile", &[]), Detected::Supported(Format::Vhdx));
     }
 }

@@ -1,11 +1,12 @@
 //! In-process readers for virtual-machine disk images: raw, qcow2 (v2/v3), vmdk, VHD (qemu's
-//! `vpc`) and VDI, with backing chains, each exposed as a [`guestctl_block::BlockDevice`].
+//! `vpc`), VHDX (with its log replayed in memory) and VDI, with backing chains, each exposed as
+//! a [`guestctl_block::BlockDevice`].
 //!
 //! [`open_image`] is the one factory: it detects the format by magic bytes (never by file
 //! extension), applies the backing-file policy of [`backing`], and bounds everything it reads
 //! from the image before allocating or looping.
 //!
-//! Refused: encrypted images, formats we recognise but do not read (qcow v1, vhdx,
+//! Refused: encrypted images, formats we recognise but do not read (qcow v1,
 //! parallels, ...: an "unsupported format" error, never a silent raw read), backing chains
 //! deeper than [`MAX_CHAIN_DEPTH`] or with loops, and backing/extent names outside the policy.
 //! Nothing here ever writes to an image.
@@ -23,6 +24,7 @@ mod parent;
 pub mod qcow2;
 pub mod vdi;
 pub mod vhd;
+pub mod vhdx;
 pub mod vmdk;
 
 use std::collections::BTreeMap;
@@ -239,7 +241,7 @@ impl Ctx<'_> {
                 Detected::Supported(f) => f,
                 Detected::Unsupported(name) => {
                     return Err(Error::unsupported(format!(
-                    "unsupported format {name}: guestctl reads raw, qcow2, vmdk, vpc (VHD) and vdi"
+                    "unsupported format {name}: guestctl reads raw, qcow2, vmdk, vpc (VHD), vhdx and vdi"
                 ))
                     .path(path))
                 }
@@ -254,6 +256,7 @@ impl Ctx<'_> {
             Format::Vmdk => vmdk::open(file, path, allocated, self),
             Format::Vpc => vhd::open(file, path, allocated, self),
             Format::Vdi => vdi::open(file, path, allocated, self),
+            Format::Vhdx => vhdx::open(file, path, allocated, self),
         }
     }
 
@@ -332,4 +335,11 @@ pub fn fuzz_open_and_read(format: Format, data: &[u8]) {
     let _ = d.read_at(0, &mut buf[..4096]);
     let _ = d.read_at(d.size().saturating_sub(777), &mut buf[..1000]);
     let _ = d.read_at(d.size() / 2 + 1, &mut buf[..3]);
+}
+
+/// The `vhdx` fuzz target's body: [`vhdx::fuzz_expand`] the input, then
+/// [`fuzz_open_and_read`] it as a VHDX.
+#[doc(hidden)]
+pub fn fuzz_vhdx(data: &[u8]) {
+    fuzz_open_and_read(Format::Vhdx, &vhdx::fuzz_expand(data));
 }
