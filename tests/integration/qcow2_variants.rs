@@ -353,3 +353,122 @@ fn dirty_and_corrupt_bits_are_reported() {
     i.device().read_exact_at(0, &mut buf).expect("read");
     assert!(buf.iter().all(|&x| x == 1));
 }
+
+/// Whole compressed clusters are read a run at a time (one read of their host span): runs in
+/// rising host order (qemu-img convert -c), clusters written compressed later in falling
+/// order past the converted data (qemu-io write -c, which only writes unallocated clusters:
+/// each one lands after the others in the file, so runs break), plain and zero clusters
+/// between them, and L2 table boundaries (512-byte clusters: 64 per table); every read of a
+/// sweep of offsets and lengths equals qemu's raw export.
+#[test]
+fn compressed_runs_in_any_host_order() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    content(d);
+    for (name, cs) in [
+        ("r512.qcow2", 512u64),
+        ("r4k.qcow2", 4096),
+        ("r64k.qcow2", 65536),
+    ] {
+        let opt = format!("cluster_size={cs}");
+        qemu_img(
+            &[
+                "convert",
+                "-q",
+                "-c",
+                "-O",
+                "qcow2",
+                "-o",
+                &opt,
+                "content.raw",
+                name,
+            ],
+            d,
+        );
+        qemu_img(&["resize", "-q", name, "12M"], d);
+        let at = 6u64 << 20;
+        let mut cmds: Vec<String> = (0..40u64)
+            .rev()
+            .map(|k| format!("write -c -P {} {} {cs}", k + 1, at + k * cs))
+            .collect();
+        // In order after those: a rising run again.
+        cmds.extend((40..60u64).map(|k| format!("write -c -P {} {} {cs}", k + 1, at + k * cs)));
+        cmds.push(format!("write -P 0xee {} {cs}", at + 7 * cs));
+        cmds.push(format!("write -z {} {}", at + 20 * cs, 2 * cs));
+        cmds.push(format!("write -P 0xdd {} {cs}", 3 * cs));
+        let cmds: Vec<&str> = cmds.iter().map(String::as_str).collect();
+        qemu_io("qcow2", name, &cmds, d);
+        check(d, name);
+        let img = open_image(d.join(name), &OpenOptions::default()).expect("open");
+        let dev = img.device();
+        let raw = qemu_raw(&d.join(name), d);
+        let expect = std::fs::read(&raw).expect("raw");
+        let size = expect.len() as u64;
+        let mut off = 0u64;
+        let mut k = 0u64;
+        while off < size {
+            let len = [cs * 3, cs * 2 + 1, cs * 70 + 5, 1 << 20, cs - 1][(k % 5) as usize]
+                .min(size - off);
+            let mut b = vec![0u8; len as usize];
+            dev.read_exact_at(off, &mut b).expect("read");
+            assert!(
+                b[..] == expect[off as usize..(off + len) as usize],
+                "{name}: read of {len} at {off:#x}"
+            );
+            off += cs * 5 + [0, 1, cs / 2, 333][(k % 4) as usize];
+            k += 1;
+        }
+        std::fs::remove_file(raw).expect("rm");
+    }
+}
+
+/// A compressed cluster whose data lies past the end of the file, in the middle of a run:
+/// reading the run is the named error, the clusters before it still read.
+#[test]
+fn compressed_cluster_past_the_end_inside_a_run() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    content(d);
+    qemu_img(
+        &[
+            "convert",
+            "-q",
+            "-c",
+            "-O",
+            "qcow2",
+            "content.raw",
+            "z.qcow2",
+        ],
+        d,
+    );
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(d.join("z.qcow2"))
+        .expect("open");
+    let be = |at: u64| {
+        let mut b = [0u8; 8];
+        f.read_exact_at(&mut b, at).expect("read");
+        u64::from_be_bytes(b)
+    };
+    let l2 = be(be(40)) & 0x00ff_ffff_ffff_fe00;
+    // Guest cluster 2 (bytes 128K..192K: text, stored compressed) points past the end.
+    let desc = be(l2 + 16);
+    assert!(desc & (1 << 62) != 0, "cluster 2 is not compressed");
+    let len = f.metadata().expect("meta").len();
+    let host_bits = (1u64 << 54) - 1; // 64 KiB clusters: 62 - (16 - 8)
+    let patched = (desc & !host_bits) | (len + (1 << 20));
+    f.write_all_at(&patched.to_be_bytes(), l2 + 16)
+        .expect("patch");
+    drop(f);
+    let img = open_image(d.join("z.qcow2"), &OpenOptions::default()).expect("open");
+    let dev = img.device();
+    let mut b = vec![0u8; 1 << 20];
+    let e = dev.read_exact_at(0, &mut b).expect_err("past the end");
+    assert!(e.to_string().contains("past the end of the file"), "{e}");
+    let mut first = vec![0u8; 128 << 10];
+    dev.read_exact_at(0, &mut first).expect("clusters 0 and 1");
+    let raw = std::fs::read(d.join("content.raw")).expect("raw");
+    assert!(first[..] == raw[..128 << 10]);
+}

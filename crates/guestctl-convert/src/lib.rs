@@ -138,9 +138,14 @@ pub fn convert_to_raw(
     })
 }
 
-/// Writes the guest bytes of `src` at the same offsets of `out` (already sized), in parallel
-/// on the current rayon pool, leaving zero ranges unwritten unless `preallocate`. Returns
-/// the bytes read and written.
+/// Writes the guest bytes of `src` at the same offsets of `out` (already sized), leaving zero
+/// ranges unwritten unless `preallocate`. Returns the bytes read and written.
+///
+/// Workers of the current rayon pool read (and decompress) chunks into buffers from a small
+/// pool; one writer thread writes them out. Buffered writes to one file serialise on its
+/// inode lock, so workers writing themselves waited for each other (and for a preempted lock
+/// holder) instead of decompressing. The pool bounds memory: what is neither being filled
+/// nor written waits in the channel.
 pub(crate) fn raw_into(
     src: &dyn BlockDevice,
     out: &File,
@@ -151,45 +156,135 @@ pub(crate) fn raw_into(
     let size = src.size();
     let read = AtomicU64::new(0);
     let written = AtomicU64::new(0);
-    let mut start = 0u64;
-    while start < size {
-        let wlen = WINDOW.min(size - start);
-        let mapping = src.map(start, wlen)?;
-        let mut chunks = Vec::new();
-        for e in mapping.iter() {
-            if e.kind != ExtentKind::Data && !preallocate {
-                progress(e.len);
-                continue;
-            }
-            let mut o = e.offset;
-            while o < e.end() {
-                // Align chunk ends to CHUNK boundaries so reads stay cluster aligned.
-                let n = (CHUNK - o % CHUNK).min(e.end() - o);
-                chunks.push((o, n, e.kind));
-                o += n;
-            }
+    let bufs = BufPool::new(rayon::current_num_threads() + 2);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(AlignedBuf, u64, usize)>(bufs.cap);
+    let (bufs_w, written_w) = (&bufs, &written);
+    let writes = move || -> Result<()> {
+        let _close = CloseOnDrop(bufs_w);
+        for (buf, off, len) in rx {
+            let r = write_all_at(out, &buf[..len], off, out_path);
+            bufs_w.put(buf);
+            r?;
+            written_w.fetch_add(len as u64, Ordering::Relaxed);
         }
-        chunks.par_iter().try_for_each_init(
-            || AlignedBuf::new(CHUNK as usize),
-            |buf, &(off, len, kind)| -> Result<()> {
-                let buf = &mut buf[..len as usize];
-                if kind == ExtentKind::Data {
-                    src.read_exact_at(off, buf)?;
-                    read.fetch_add(len, Ordering::Relaxed);
-                } else {
-                    buf.fill(0);
+        Ok(())
+    };
+    let reads = |tx: std::sync::mpsc::SyncSender<(AlignedBuf, u64, usize)>| -> Result<()> {
+        let mut start = 0u64;
+        while start < size {
+            let wlen = WINDOW.min(size - start);
+            let mapping = src.map(start, wlen)?;
+            let mut chunks = Vec::new();
+            for e in mapping.iter() {
+                if e.kind != ExtentKind::Data && !preallocate {
+                    progress(e.len);
+                    continue;
                 }
-                if preallocate || !is_zero(buf) {
-                    write_all_at(out, buf, off, out_path)?;
-                    written.fetch_add(len, Ordering::Relaxed);
+                let mut o = e.offset;
+                while o < e.end() {
+                    // Align chunk ends to CHUNK boundaries so reads stay cluster aligned.
+                    let n = (CHUNK - o % CHUNK).min(e.end() - o);
+                    chunks.push((o, n, e.kind));
+                    o += n;
                 }
-                progress(len);
-                Ok(())
-            },
-        )?;
-        start += wlen;
-    }
+            }
+            chunks
+                .par_iter()
+                .try_for_each(|&(off, len, kind)| -> Result<()> {
+                    let mut buf = bufs.take()?;
+                    let b = &mut buf[..len as usize];
+                    if kind == ExtentKind::Data {
+                        src.read_exact_at(off, b)?;
+                        read.fetch_add(len, Ordering::Relaxed);
+                    } else {
+                        b.fill(0);
+                    }
+                    if preallocate || !is_zero(b) {
+                        tx.send((buf, off, len as usize))
+                            .map_err(|_| Error::new(ErrorKind::Io, "the output writer stopped"))?;
+                    } else {
+                        bufs.put(buf);
+                    }
+                    progress(len);
+                    Ok(())
+                })?;
+            start += wlen;
+        }
+        Ok(())
+    };
+    std::thread::scope(|s| -> Result<()> {
+        let writer = s.spawn(writes);
+        // `tx` is dropped when the reads end, which ends the writer's loop.
+        let r = reads(tx);
+        let w = writer
+            .join()
+            .map_err(|_| Error::new(ErrorKind::Io, "the output writer thread panicked"))?;
+        // A write error is the cause when the readers then found the writer gone.
+        w.and(r)
+    })?;
     Ok((read.into_inner(), written.into_inner()))
+}
+
+/// At most `cap` chunk buffers, handed out and given back; `take` waits while all are out.
+struct BufPool {
+    cap: usize,
+    state: std::sync::Mutex<(Vec<AlignedBuf>, usize, bool)>,
+    ready: std::sync::Condvar,
+}
+
+impl BufPool {
+    fn new(cap: usize) -> Self {
+        BufPool {
+            cap,
+            state: std::sync::Mutex::new((Vec::new(), 0, false)),
+            ready: std::sync::Condvar::new(),
+        }
+    }
+
+    /// A free buffer (allocated while fewer than `cap` exist), or an error once closed.
+    fn take(&self) -> Result<AlignedBuf> {
+        let poisoned = || Error::new(ErrorKind::Io, "a conversion thread panicked");
+        let mut st = self.state.lock().map_err(|_| poisoned())?;
+        loop {
+            let (free, made, closed) = &mut *st;
+            if *closed {
+                return Err(Error::new(ErrorKind::Io, "the output writer stopped"));
+            }
+            if let Some(b) = free.pop() {
+                return Ok(b);
+            }
+            if *made < self.cap {
+                *made += 1;
+                drop(st);
+                return Ok(AlignedBuf::new(CHUNK as usize));
+            }
+            st = self.ready.wait(st).map_err(|_| poisoned())?;
+        }
+    }
+
+    fn put(&self, b: AlignedBuf) {
+        if let Ok(mut st) = self.state.lock() {
+            st.0.push(b);
+        }
+        self.ready.notify_one();
+    }
+
+    /// No more buffers: waiting and later `take`s fail (the writer is gone).
+    fn close(&self) {
+        if let Ok(mut st) = self.state.lock() {
+            st.2 = true;
+        }
+        self.ready.notify_all();
+    }
+}
+
+/// Closes the pool when the writer ends, however it ends.
+struct CloseOnDrop<'a>(&'a BufPool);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 /// A temporary file beside `dst` (`.NAME.XXXX.part`), removed if dropped unfinished.

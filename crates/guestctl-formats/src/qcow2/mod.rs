@@ -32,6 +32,19 @@ const MIN_CACHED_TABLES: usize = 16;
 const MAX_CACHED_TABLES: usize = 4096;
 /// Decompressed clusters kept for reads smaller than a cluster.
 const COMPRESSED_CACHE: usize = 8;
+/// Whole compressed clusters decompressed from one read of their host span at most.
+const MAX_RUN_CLUSTERS: usize = 64;
+/// Host bytes one such read spans at most.
+const MAX_RUN_SPAN: u64 = 2 << 20;
+/// Unused host bytes allowed between the compressed clusters of one read.
+const RUN_GAP: u64 = 4096;
+/// A thread keeps its compressed-input buffer when it is at most this big.
+const MAX_SPAN_BUF: usize = 4 << 20;
+
+thread_local! {
+    /// Compressed input of [`Qcow2::read_compressed_run`], reused.
+    static SPAN_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// What a run of guest bytes maps to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -358,15 +371,14 @@ impl Qcow2 {
         Ok((kind, len.min(max)))
     }
 
-    /// Decompresses the cluster with L2 descriptor `desc` into `out` (one cluster).
-    fn read_compressed(&self, desc: u64, out: &mut [u8]) -> Result<()> {
-        let h = &self.header;
-        let x = 62 - (h.cluster_bits - 8);
+    /// Where the compressed bytes of the cluster with L2 descriptor `desc` lie in the image
+    /// file: (host offset, length), the length clipped to the end of the file.
+    fn compressed_extent(&self, desc: u64) -> Result<(u64, u64)> {
+        let x = 62 - (self.header.cluster_bits - 8);
         let host = desc & ((1u64 << x) - 1);
         let sectors = ((desc & !L2E_COMPRESSED & !L2E_COPIED) >> x) + 1;
         let csize = (sectors * 512).saturating_sub(host & 511);
-        let avail = self.file.size().saturating_sub(host);
-        let n = csize.min(avail);
+        let n = csize.min(self.file.size().saturating_sub(host));
         if n == 0 {
             return Err(self.corrupt(
                 "qcow2 compressed cluster",
@@ -374,13 +386,61 @@ impl Qcow2 {
                 host,
             ));
         }
-        let mut input = vec![0u8; n as usize];
-        self.file.read_exact_at(host, &mut input)?;
-        let codec = match h.compression {
+        Ok((host, n))
+    }
+
+    /// Decompresses the cluster with L2 descriptor `desc` into `out` (one cluster).
+    fn read_compressed(&self, desc: u64, out: &mut [u8]) -> Result<()> {
+        self.read_compressed_run(&[desc], out)
+    }
+
+    /// Decompresses the clusters with descriptors `descs` into `out` (one cluster each, in
+    /// order), their compressed bytes read with one positional read of the host span they
+    /// lie in: qemu packs compressed clusters back to back, so a run of guest clusters is a
+    /// run of host bytes, and one read instead of one per cluster also lets the kernel read
+    /// ahead in big requests when the image is not in the page cache.
+    fn read_compressed_run(&self, descs: &[u64], out: &mut [u8]) -> Result<()> {
+        let cs = self.header.cluster_size() as usize;
+        let mut extents = Vec::with_capacity(descs.len());
+        let (mut lo, mut hi) = (u64::MAX, 0u64);
+        for &d in descs {
+            let (host, n) = self.compressed_extent(d)?;
+            lo = lo.min(host);
+            hi = hi.max(host + n);
+            extents.push((host, n));
+        }
+        // The input buffer is reused per thread; taken out (not borrowed) so that a nested
+        // read on this thread finds an empty one instead of a busy one.
+        let mut input = SPAN_BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        let span = (hi - lo) as usize;
+        if input.len() < span {
+            input.resize(span, 0);
+        }
+        let r = self
+            .file
+            .read_exact_at(lo, &mut input[..span])
+            .and_then(|()| {
+                extents
+                    .iter()
+                    .zip(out.chunks_exact_mut(cs))
+                    .try_for_each(|(&(host, n), o)| {
+                        let at = (host - lo) as usize;
+                        self.inflate_cluster(host, &input[at..at + n as usize], o)
+                    })
+            });
+        if input.len() <= MAX_SPAN_BUF {
+            SPAN_BUF.with(|b| *b.borrow_mut() = input);
+        }
+        r
+    }
+
+    /// Decompresses one cluster's compressed bytes (read from `host`) into all of `out`.
+    fn inflate_cluster(&self, host: u64, input: &[u8], out: &mut [u8]) -> Result<()> {
+        let codec = match self.header.compression {
             Compression::Zlib => Codec::RawDeflate,
             Compression::Zstd => Codec::Zstd,
         };
-        let got = decompress(codec, &input, out).map_err(|e| {
+        let got = decompress(codec, input, out).map_err(|e| {
             e.path(&self.path)
                 .structure("qcow2 compressed cluster")
                 .at(host)
@@ -393,6 +453,36 @@ impl Qcow2 {
             ));
         }
         Ok(())
+    }
+
+    /// The descriptors of the whole compressed clusters from guest offset `pos` (cluster
+    /// aligned, its descriptor `first`) on, within `len` bytes, whose compressed bytes lie
+    /// close together (each at most [`RUN_GAP`] bytes past the span so far, the span at most
+    /// [`MAX_RUN_SPAN`] bytes): the clusters one [`Qcow2::read_compressed_run`] can read.
+    fn compressed_run(&self, pos: u64, first: u64, len: u64) -> Result<Vec<u64>> {
+        let cs = self.header.cluster_size();
+        let mut descs = vec![first];
+        let (lo, mut hi) = match self.compressed_extent(first) {
+            Ok((h, n)) => (h, h + n),
+            // Reported by the read of that cluster alone.
+            Err(_) => return Ok(descs),
+        };
+        let mut g = pos + cs;
+        while g + cs <= pos + len && descs.len() < MAX_RUN_CLUSTERS {
+            let Ok((Kind::Compressed(d), l)) = self.lookup(g, cs) else {
+                break;
+            };
+            let Ok((h, n)) = self.compressed_extent(d) else {
+                break;
+            };
+            if l != cs || h < lo || h > hi + RUN_GAP || (hi.max(h + n) - lo) > MAX_RUN_SPAN {
+                break;
+            }
+            hi = hi.max(h + n);
+            descs.push(d);
+            g += cs;
+        }
+        Ok(descs)
     }
 
     fn compressed_into(&self, desc: u64, skip: usize, buf: &mut [u8]) -> Result<()> {
@@ -421,6 +511,16 @@ impl BlockDevice for Qcow2 {
         while done < total {
             let pos = offset + done;
             let (kind, len) = self.lookup(pos, total - done)?;
+            let cs = self.header.cluster_size();
+            if let Kind::Compressed(desc) = kind {
+                if pos % cs == 0 && len == cs && total - done >= 2 * cs {
+                    let descs = self.compressed_run(pos, desc, total - done)?;
+                    let n = descs.len() as u64 * cs;
+                    self.read_compressed_run(&descs, &mut buf[done as usize..(done + n) as usize])?;
+                    done += n;
+                    continue;
+                }
+            }
             let out = &mut buf[done as usize..(done + len) as usize];
             match kind {
                 Kind::Data(host) => {
@@ -433,8 +533,7 @@ impl BlockDevice for Qcow2 {
                 Kind::Zero => out.fill(0),
                 Kind::Unalloc => read_through(self.backing.as_ref(), pos, out)?,
                 Kind::Compressed(desc) => {
-                    let skip = (pos % self.header.cluster_size()) as usize;
-                    self.compressed_into(desc, skip, out)?;
+                    self.compressed_into(desc, (pos % cs) as usize, out)?;
                 }
             }
             done += len;
