@@ -33,9 +33,9 @@ pub(crate) struct Disks {
 
 impl Disks {
     fn launch(&self) -> anyhow::Result<Guestfs> {
-        let mut g = Guestfs::new();
+        let g = Guestfs::new()?;
         for p in std::iter::once(&self.image).chain(&self.add) {
-            g.add_drive_opts(p, self.image_opts.open_options())?;
+            g.add_drive_with(p, self.image_opts.open_options())?;
         }
         g.launch()?;
         Ok(g)
@@ -94,7 +94,7 @@ pub fn filesystems(a: FilesystemsArgs) -> anyhow::Result<()> {
     };
     let g = d.launch()?;
     let mut notes = Vec::new();
-    let list = g.list_filesystems(&mut notes)?;
+    let list = g.filesystems(&mut notes)?;
     for n in &notes {
         eprintln!("guestctl: note: {n}");
     }

@@ -41,9 +41,9 @@ pub struct InspectArgs {
 }
 
 pub fn inspect(a: InspectArgs) -> anyhow::Result<()> {
-    let mut g = Guestfs::new();
+    let g = Guestfs::new()?;
     for p in std::iter::once(&a.image).chain(&a.add) {
-        g.add_drive_opts(p, a.image_opts.open_options())?;
+        g.add_drive_with(p, a.image_opts.open_options())?;
     }
     g.launch()?;
     let mut notes = Vec::new();

@@ -6,7 +6,8 @@ use crate::support;
 
 use std::path::Path;
 
-use guestctl::{open_image, ErrorKind, OpenOptions};
+use guestctl::block::ErrorKind;
+use guestctl::{open_image, OpenOptions};
 use support::*;
 
 struct Row {

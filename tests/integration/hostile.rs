@@ -8,7 +8,8 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use guestctl::{open_image, BlockDevice, ErrorKind, OpenOptions};
+use guestctl::block::ErrorKind;
+use guestctl::{open_image, BlockDevice, OpenOptions};
 use support::{qemu_img, qemu_io};
 
 /// Small seed images of every kind, made with qemu-img.
@@ -156,7 +157,7 @@ fn seeds(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Opens and reads an image in a thread; fails the test if that takes more than 20 s.
-fn survive(path: &Path) -> Option<guestctl::Error> {
+fn survive(path: &Path) -> Option<guestctl::block::Error> {
     let p = path.to_path_buf();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -170,7 +171,7 @@ fn survive(path: &Path) -> Option<guestctl::Error> {
     }
 }
 
-fn exercise(p: &Path) -> guestctl::Result<()> {
+fn exercise(p: &Path) -> guestctl::block::Result<()> {
     let opts = OpenOptions::default();
     let img = open_image(p, &opts)?;
     let d = img.device();

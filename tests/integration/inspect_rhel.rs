@@ -16,13 +16,13 @@ fn guestctl(args: &[&str]) -> std::process::Output {
         .expect("guestctl")
 }
 
-fn fixture(name: &str) -> PathBuf {
+pub(crate) fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
         .join(name)
 }
 
-fn unzstd(p: &Path) -> Vec<u8> {
+pub(crate) fn unzstd(p: &Path) -> Vec<u8> {
     let f = std::fs::File::open(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     let mut d = zstd::stream::read::Decoder::new(f).expect("zstd");
     d.window_log_max(31).expect("window");
@@ -33,7 +33,7 @@ fn unzstd(p: &Path) -> Vec<u8> {
 
 /// The disk, decompressed once per test process (sparse: zero runs are skipped, not
 /// written) under cargo's per-target temporary directory.
-fn disk(_dir: &Path) -> PathBuf {
+pub(crate) fn disk(_dir: &Path) -> PathBuf {
     static DISK: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DISK.get_or_init(|| {
         use std::io::{Read, Seek, SeekFrom, Write};
@@ -68,7 +68,7 @@ fn disk(_dir: &Path) -> PathBuf {
     .clone()
 }
 
-fn expected() -> Vec<(String, String)> {
+pub(crate) fn expected() -> Vec<(String, String)> {
     std::fs::read_to_string(fixture("rhel9.expected"))
         .expect("rhel9.expected")
         .lines()
@@ -198,7 +198,7 @@ fn rhel9_guest_inspects_like_virt_inspector() {
 }
 
 /// One `.find` line: type, mode, uid, gid, links, size, mtime (seconds), target.
-fn find_oracle() -> BTreeMap<String, String> {
+pub(crate) fn find_oracle() -> BTreeMap<String, String> {
     let text = String::from_utf8(unzstd(&fixture("rhel9.find.zst"))).expect("utf8");
     let mut m = BTreeMap::new();
     for l in text.lines() {

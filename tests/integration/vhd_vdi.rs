@@ -9,8 +9,9 @@ use crate::support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use guestctl::block::ErrorKind;
 use guestctl::formats::vhd::header::{geometry, platform, DiskType, DynHeader, Footer, Locator};
-use guestctl::{open_image, BlockDevice, ErrorKind, Format, OpenOptions};
+use guestctl::{open_image, BlockDevice, Format, OpenOptions};
 use support::*;
 
 /// A sparse file of `size` bytes in 64 KiB pieces: holes, written zeros, text, noise.
@@ -353,7 +354,7 @@ fn pyvhdi_raw(chain: &[&Path], out: &Path) -> PathBuf {
     out.to_path_buf()
 }
 
-fn err_text(e: &guestctl::Error) -> String {
+fn err_text(e: &guestctl::block::Error) -> String {
     let mut s = e.to_string();
     let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     while let Some(c) = cur {

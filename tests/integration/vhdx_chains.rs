@@ -10,8 +10,9 @@ use crate::vhdx_variants::{content, create, metadata_entries};
 
 use std::path::Path;
 
+use guestctl::block::ErrorKind;
 use guestctl::formats::vhdx::layout::{self, Guid};
-use guestctl::{open_image, BlockDevice, ErrorKind, OpenOptions};
+use guestctl::{open_image, BlockDevice, OpenOptions};
 use support::*;
 
 const MIB: usize = 1 << 20;

@@ -10,8 +10,9 @@ use crate::support;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use guestctl::block::ErrorKind;
 use guestctl::block::ExtentKind;
-use guestctl::{open_image, BlockDevice, ErrorKind, OpenOptions};
+use guestctl::{open_image, BlockDevice, OpenOptions};
 use support::*;
 
 /// A patterned raw disk of `size` bytes: random MiBs, text, zeros, holes.

@@ -6,7 +6,8 @@ use crate::support;
 use std::io::Read;
 use std::path::Path;
 
-use guestctl::{open_image, BlockDevice, ErrorKind, OpenOptions};
+use guestctl::block::ErrorKind;
+use guestctl::{open_image, BlockDevice, OpenOptions};
 use support::*;
 
 /// Streams `dev` against qemu-img's raw export in 4 MiB chunks (works for multi-GiB disks).
@@ -307,7 +308,7 @@ RDONLY 512 FLAT \"part1.bin\" 100\nRW 4096 SPARSE \"part3.vmdk\"\n";
     assert_eq!(m.extents()[1].len, 512 << 10);
 }
 
-fn refused(d: &Path, name: &str, text: &str) -> guestctl::Error {
+fn refused(d: &Path, name: &str, text: &str) -> guestctl::block::Error {
     std::fs::write(d.join(name), text).expect("write");
     open_image(d.join(name), &OpenOptions::default()).expect_err(name)
 }

@@ -289,6 +289,17 @@ impl Hive {
         Key::read(self, self.base.root_cell_offset)
     }
 
+    /// The key whose cell is at `offset` (relative to the first hive bin, as
+    /// [`Key::cell_offset`] gives it): how handles to keys are kept by callers.
+    pub fn key_at(&self, offset: u32) -> Result<Key<'_>> {
+        Key::read(self, offset)
+    }
+
+    /// The value whose cell is at `offset` ([`Value::cell_offset`]).
+    pub fn value_at(&self, offset: u32) -> Result<Value<'_>> {
+        Value::read(self, offset)
+    }
+
     /// Opens a key by path: components separated by `\`, compared case-insensitively
     /// ([`names_equal`]); leading, trailing and doubled separators are ignored, so `""` and
     /// `"\\"` open the root. `Ok(None)` when a component does not exist.
