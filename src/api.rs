@@ -1774,12 +1774,15 @@ impl Guestfs {
         let re = regex::bytes::Regex::new(regex)
             .map_err(|e| Error::invalid(format!("bad regular expression: {e}")))?;
         let data = self.read_file(path)?;
-        Ok(data
+        let body = data.strip_suffix(b"\n").unwrap_or(&data);
+        if data.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(body
             .split(|&b| b == b'\n')
-            .enumerate()
-            .filter(|(i, l)| !(l.is_empty() && i + 1 == data.split(|&b| b == b'\n').count()))
-            .filter(|(_, l)| re.is_match(l))
-            .map(|(_, l)| lossy(l.strip_suffix(b"\r").unwrap_or(l)))
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .filter(|l| re.is_match(l))
+            .map(lossy)
             .collect())
     }
 
