@@ -246,16 +246,24 @@ fn batch(a: &ConvertArgs) -> anyhow::Result<()> {
         failed,
         results,
     };
+    use std::io::Write as _;
+    let out = &mut std::io::stdout().lock();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
     } else {
         for r in &summary.results {
             match (&r.error, &r.destination) {
-                (None, Some(d)) => println!("ok      {} -> {d} ({:.2} s)", r.source, r.seconds),
-                (e, _) => println!("FAILED  {}: {}", r.source, e.as_deref().unwrap_or("")),
+                (None, Some(d)) => {
+                    writeln!(out, "ok      {} -> {d} ({:.2} s)", r.source, r.seconds)?
+                }
+                (e, _) => writeln!(out, "FAILED  {}: {}", r.source, e.as_deref().unwrap_or(""))?,
             }
         }
-        println!("{} converted, {} failed", summary.converted, summary.failed);
+        writeln!(
+            out,
+            "{} converted, {} failed",
+            summary.converted, summary.failed
+        )?;
     }
     if failed > 0 {
         bail!("{failed} of {} conversions failed", summary.results.len());

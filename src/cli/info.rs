@@ -1,5 +1,6 @@
 //! `guestctl info`.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -21,56 +22,59 @@ pub struct InfoArgs {
 
 pub fn run(a: InfoArgs) -> anyhow::Result<()> {
     let img = guestctl::open_image(&a.image, &a.open.open_options())?;
+    let out = &mut std::io::stdout().lock();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(img.info())?);
+        writeln!(out, "{}", serde_json::to_string_pretty(img.info())?)?;
         return Ok(());
     }
     for (depth, i) in img.info().chain().into_iter().enumerate() {
         if depth > 0 {
-            println!();
-            println!("backing file #{depth}:");
+            writeln!(out)?;
+            writeln!(out, "backing file #{depth}:")?;
         }
-        print_one(i);
+        print_one(out, i)?;
     }
     Ok(())
 }
 
-fn print_one(i: &ImageInfo) {
-    println!("image: {}", i.filename);
-    println!("file format: {}", i.format);
-    println!(
+fn print_one(out: &mut dyn Write, i: &ImageInfo) -> std::io::Result<()> {
+    writeln!(out, "image: {}", i.filename)?;
+    writeln!(out, "file format: {}", i.format)?;
+    writeln!(
+        out,
         "virtual size: {} ({} bytes)",
         human(i.virtual_size),
         i.virtual_size
-    );
-    println!("disk size: {}", human(i.actual_size));
+    )?;
+    writeln!(out, "disk size: {}", human(i.actual_size))?;
     if let Some(cs) = i.cluster_size {
-        println!("cluster size: {cs}");
+        writeln!(out, "cluster size: {cs}")?;
     }
     if let Some(s) = &i.subformat {
-        println!("subformat: {s}");
+        writeln!(out, "subformat: {s}")?;
     }
     if let Some(c) = &i.compression_type {
-        println!("compression type: {c}");
+        writeln!(out, "compression type: {c}")?;
     }
     if let Some(b) = &i.backing_filename {
-        println!("backing file: {b}");
+        writeln!(out, "backing file: {b}")?;
         if let Some(full) = &i.full_backing_filename {
-            println!("backing file (resolved): {full}");
+            writeln!(out, "backing file (resolved): {full}")?;
         }
     }
     if let Some(f) = &i.backing_format {
-        println!("backing file format: {f}");
+        writeln!(out, "backing file format: {f}")?;
     }
-    println!("dirty: {}", i.dirty);
-    println!("corrupt: {}", i.corrupt);
+    writeln!(out, "dirty: {}", i.dirty)?;
+    writeln!(out, "corrupt: {}", i.corrupt)?;
     if let Some(fs) = &i.format_specific {
-        println!("format specific information:");
+        writeln!(out, "format specific information:")?;
         for (k, v) in &fs.data {
             match v {
-                serde_json::Value::String(s) => println!("    {k}: {s}"),
-                other => println!("    {k}: {other}"),
+                serde_json::Value::String(s) => writeln!(out, "    {k}: {s}")?,
+                other => writeln!(out, "    {k}: {other}")?,
             }
         }
     }
+    Ok(())
 }
