@@ -438,3 +438,31 @@ fn convert_compressed_qcow2_to_raw_is_exact_and_sparse() {
         }
     }
 }
+
+/// `info` (text and JSON) into a pipe whose reader is gone before anything is written: the
+/// write fails with EPIPE and guestctl ends quietly, exit 0 (it used to panic in println!).
+#[test]
+fn info_into_a_closed_pipe_ends_quietly() {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo.qcow2");
+    for json in [false, true] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_guestctl"));
+        cmd.arg("info");
+        if json {
+            cmd.arg("--json");
+        }
+        let mut child = cmd
+            .arg(&demo)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        assert!(out.status.success(), "json={json}: {:?}", out.status);
+        assert!(
+            out.stderr.is_empty(),
+            "json={json}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
