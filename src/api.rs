@@ -882,34 +882,7 @@ struct Warn<'a> {
 
 impl Warn<'_> {
     fn problem(&self, p: &walk::Problem) {
-        let rel = |r: &[u8]| {
-            let r = lossy(r);
-            if r.is_empty() {
-                self.base.to_string()
-            } else {
-                format!("{}/{r}", self.base.trim_end_matches('/'))
-            }
-        };
-        let line = match p {
-            walk::Problem::ReadDir { rel: r, error } => format!("{}: {error}", rel(r)),
-            walk::Problem::Metadata { rel: r, error } => format!("{}: {error}", rel(r)),
-            walk::Problem::BadName { dir, name, why } => {
-                format!("{}: entry {:?} skipped: {why}", rel(dir), lossy(name))
-            }
-            walk::Problem::Duplicate { rel: r } => format!("{}: duplicate entry skipped", rel(r)),
-            walk::Problem::Loop { rel: r } => {
-                format!(
-                    "{}: directory reached twice (a loop), not entered again",
-                    rel(r)
-                )
-            }
-            walk::Problem::TooDeep { rel: r } => format!("{}: too deep, not entered", rel(r)),
-            walk::Problem::TooMany { rel: r } => {
-                format!("{}: too many entries, the walk stopped here", rel(r))
-            }
-            _ => format!("{p:?}"),
-        };
-        eprintln!("guestctl: warning: {}: {line}", self.call);
+        eprintln!("guestctl: warning: {}: {}", self.call, p.line(self.base));
     }
 }
 
@@ -933,13 +906,8 @@ impl<F: FnMut(&walk::Item)> walk::Visitor for Collect<'_, F> {
 fn mode_chars(m: &Metadata) -> String {
     let mut s = String::with_capacity(10);
     s.push(match m.file_type {
-        FileType::Directory => 'd',
-        FileType::Symlink => 'l',
-        FileType::CharDevice => 'c',
-        FileType::BlockDevice => 'b',
-        FileType::Fifo => 'p',
-        FileType::Socket => 's',
-        _ => '-',
+        FileType::Regular | FileType::Unknown => '-',
+        other => other.type_char(),
     });
     let bits = m.mode;
     for (shift, special, lower, upper) in [

@@ -18,7 +18,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::fs::{self, walk::bad_name, FileType, Filesystem, Metadata, NodeId};
+use crate::fs::{self, walk, FileType, Filesystem, Metadata, NodeId};
 use crate::{inspect, Error, ErrorKind, Guestfs, Result};
 
 /// A guest opened and mounted: its disks launched, its tree built from its own mounts
@@ -130,7 +130,8 @@ impl Guest {
         visited.insert(node);
         Ok(Walk {
             fs: self.tree.clone(),
-            stack: vec![Pending::Dir(base, node, 0)],
+            stack: vec![Pending::Dir(Vec::new(), node, 0)],
+            base,
             visited,
             count: 0,
         })
@@ -204,8 +205,8 @@ pub struct WalkEntry {
 }
 
 enum Pending {
-    /// A directory to list: its path, node, depth.
-    Dir(String, NodeId, usize),
+    /// A directory to list: its path relative to the start, node, depth.
+    Dir(Vec<u8>, NodeId, usize),
     Entry(WalkEntry),
     /// An entry whose metadata cannot be read.
     Failed(Error),
@@ -215,6 +216,8 @@ enum Pending {
 pub struct Walk {
     fs: Arc<dyn Filesystem>,
     stack: Vec<Pending>,
+    /// The start as given, without a trailing `/`.
+    base: String,
     visited: std::collections::HashSet<NodeId>,
     count: u64,
 }
@@ -230,6 +233,23 @@ impl std::fmt::Debug for Walk {
 /// Deepest nesting and most entries one [`Walk`] visits.
 const WALK_MAX_DEPTH: usize = 1024;
 const WALK_MAX_ENTRIES: u64 = 1 << 26;
+
+impl Walk {
+    /// A walk problem as an error naming the path.
+    fn problem(&self, p: walk::Problem) -> Error {
+        let base = self.base.as_str();
+        match p {
+            walk::Problem::ReadDir { rel, error } | walk::Problem::Metadata { rel, error } => {
+                let path = format!("{base}/{}", String::from_utf8_lossy(&rel));
+                Error::from(error).with_path(path)
+            }
+            p @ (walk::Problem::TooDeep { .. } | walk::Problem::TooMany { .. }) => {
+                Error::new(ErrorKind::Limit, p.line(base))
+            }
+            p => Error::new(ErrorKind::Corrupt, p.line(base)),
+        }
+    }
+}
 
 impl Iterator for Walk {
     type Item = Result<WalkEntry>;
@@ -250,40 +270,41 @@ impl Iterator for Walk {
                     return Some(Ok(e));
                 }
                 Pending::Failed(e) => return Some(Err(e)),
-                Pending::Dir(path, node, depth) => {
-                    let entries = match self.fs.read_dir(node) {
-                        Ok(v) => v,
-                        Err(e) => return Some(Err(Error::from(e).with_path(path))),
-                    };
-                    let mut items: Vec<(Vec<u8>, NodeId)> = entries
-                        .into_iter()
-                        .filter(|e| bad_name(&e.name).is_none())
-                        .map(|e| (e.name, e.node))
-                        .collect();
-                    items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-                    items.dedup_by(|a, b| a.0 == b.0);
-                    // Pushed in reverse so the first name pops first; a directory's own
-                    // listing is pushed right after its entry so it follows it.
-                    for (name, child) in items.into_iter().rev() {
-                        let p = format!("{path}/{}", String::from_utf8_lossy(&name));
-                        let meta = match self.fs.metadata(child) {
-                            Ok(m) => m,
-                            Err(e) => {
-                                self.stack
-                                    .push(Pending::Failed(Error::from(e).with_path(p)));
-                                continue;
+                Pending::Dir(rel, node, depth) => {
+                    // The same listing rules as every other walk (sorted, bad and
+                    // duplicate names reported); each problem is one `Err` item.
+                    let (items, problems) = walk::list_dir(self.fs.as_ref(), node, &rel);
+                    for item in items.into_iter().rev() {
+                        let path = format!("{}/{}", self.base, String::from_utf8_lossy(&item.rel));
+                        if item.meta.file_type == FileType::Directory {
+                            let problem = if depth >= WALK_MAX_DEPTH {
+                                Some(walk::Problem::TooDeep {
+                                    rel: item.rel.clone(),
+                                })
+                            } else if !self.visited.insert(item.node) {
+                                Some(walk::Problem::Loop {
+                                    rel: item.rel.clone(),
+                                })
+                            } else {
+                                None
+                            };
+                            match problem {
+                                Some(p) => self.stack.push(Pending::Failed(self.problem(p))),
+                                None => self.stack.push(Pending::Dir(
+                                    item.rel.clone(),
+                                    item.node,
+                                    depth + 1,
+                                )),
                             }
-                        };
-                        if meta.file_type == FileType::Directory
-                            && depth < WALK_MAX_DEPTH
-                            && self.visited.insert(child)
-                        {
-                            self.stack.push(Pending::Dir(p.clone(), child, depth + 1));
                         }
                         self.stack.push(Pending::Entry(WalkEntry {
-                            path: p,
-                            metadata: meta,
+                            path,
+                            metadata: item.meta,
                         }));
+                    }
+                    for p in problems.into_iter().rev() {
+                        let e = self.problem(p);
+                        self.stack.push(Pending::Failed(e));
                     }
                 }
             }

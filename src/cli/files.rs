@@ -175,40 +175,6 @@ pub struct LsArgs {
     json: bool,
 }
 
-/// What a recursive command tells the user about a [`walk::Problem`] (one line on stderr).
-pub(crate) fn problem_line(base: &str, p: &walk::Problem) -> String {
-    let at = |rel: &[u8]| {
-        let r = String::from_utf8_lossy(rel);
-        match (base.is_empty(), r.is_empty()) {
-            (_, true) if base.is_empty() => "/".to_string(),
-            (_, true) => base.to_string(),
-            _ => format!("{base}/{r}"),
-        }
-    };
-    match p {
-        walk::Problem::ReadDir { rel, error } => format!("{}: {error}", at(rel)),
-        walk::Problem::Metadata { rel, error } => format!("{}: {error}", at(rel)),
-        walk::Problem::BadName { dir, name, why } => {
-            format!(
-                "{}/{}: skipped: {why}",
-                at(dir),
-                String::from_utf8_lossy(name).escape_debug()
-            )
-        }
-        walk::Problem::Duplicate { rel } => format!(
-            "{}: skipped: a second entry with the same name in this directory",
-            at(rel)
-        ),
-        walk::Problem::Loop { rel } => format!(
-            "{}: skipped: directory already visited (corrupt filesystem: directory loop)",
-            at(rel)
-        ),
-        walk::Problem::TooDeep { rel } => format!("{}: not descended: too deep", at(rel)),
-        walk::Problem::TooMany { rel } => format!("{}: walk stopped: too many entries", at(rel)),
-        _ => format!("{p:?}"),
-    }
-}
-
 struct LsVisitor<'a, W: Write> {
     fs: &'a dyn Filesystem,
     a: &'a LsArgs,
@@ -271,7 +237,7 @@ impl<W: Write> walk::Visitor for LsVisitor<'_, W> {
 
     fn problem(&mut self, p: walk::Problem) -> std::io::Result<()> {
         self.out.flush()?;
-        eprintln!("guestctl: {}", problem_line(&self.base, &p));
+        eprintln!("guestctl: {}", p.line(&self.base));
         self.failed = true;
         Ok(())
     }
@@ -460,7 +426,7 @@ pub fn checksum(a: ChecksumArgs) -> anyhow::Result<()> {
         }
         fn problem(&mut self, p: walk::Problem) -> anyhow::Result<()> {
             self.out.flush()?;
-            eprintln!("guestctl: {}", problem_line(".", &p));
+            eprintln!("guestctl: {}", p.line("."));
             self.failed = true;
             Ok(())
         }

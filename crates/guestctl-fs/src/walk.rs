@@ -103,6 +103,42 @@ pub enum Problem {
     },
 }
 
+impl Problem {
+    /// The problem as one line for a user (`BASE/rel: skipped: ...`), paths shown under
+    /// `base`, the walk's start as the user named it.
+    pub fn line(&self, base: &str) -> String {
+        let at = |rel: &[u8]| {
+            let r = String::from_utf8_lossy(rel);
+            match (base.is_empty(), r.is_empty()) {
+                (_, true) if base.is_empty() => "/".to_string(),
+                (_, true) => base.to_string(),
+                _ => format!("{base}/{r}"),
+            }
+        };
+        match self {
+            Problem::ReadDir { rel, error } => format!("{}: {error}", at(rel)),
+            Problem::Metadata { rel, error } => format!("{}: {error}", at(rel)),
+            Problem::BadName { dir, name, why } => {
+                format!(
+                    "{}/{}: skipped: {why}",
+                    at(dir),
+                    String::from_utf8_lossy(name).escape_debug()
+                )
+            }
+            Problem::Duplicate { rel } => format!(
+                "{}: skipped: a second entry with the same name in this directory",
+                at(rel)
+            ),
+            Problem::Loop { rel } => format!(
+                "{}: skipped: directory already visited (corrupt filesystem: directory loop)",
+                at(rel)
+            ),
+            Problem::TooDeep { rel } => format!("{}: not descended: too deep", at(rel)),
+            Problem::TooMany { rel } => format!("{}: walk stopped: too many entries", at(rel)),
+        }
+    }
+}
+
 /// What the walk calls, in walk order. An `Err` stops the walk and is returned.
 pub trait Visitor {
     /// The visitor's error.
@@ -145,6 +181,15 @@ fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
 struct Listing {
     items: Vec<Item>,
     problems: Vec<Problem>,
+}
+
+/// Lists directory `dir` (at `rel`, relative to a walk's start) as [`walk`] does: entries
+/// sorted by name, with their metadata; bad and duplicate names, unreadable metadata and an
+/// unreadable directory are returned as problems. For walkers that drive themselves (lazy
+/// iterators) and must keep the same rules.
+pub fn list_dir(fs: &dyn Filesystem, dir: NodeId, rel: &[u8]) -> (Vec<Item>, Vec<Problem>) {
+    let l = list(fs, dir, rel, &|_| true);
+    (l.items, l.problems)
 }
 
 /// Lists directory `dir` (at `rel`): entries sorted by name, bad and duplicate names and
