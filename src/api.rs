@@ -190,12 +190,17 @@ impl Guestfs {
         self.trace("inspect_os", format_args!(""));
         let m = self.model()?;
         let oses = m.oses(false);
+        let found = crate::Inspection {
+            oses: Vec::new(),
+            unreadable: m.unreadable(),
+        };
         if oses.is_empty() {
-            crate::Inspection {
-                oses: Vec::new(),
-                unreadable: m.unreadable(),
+            found.into_oses()?;
+        } else {
+            // What cannot be read may hide part of a guest: say so, as inspect does.
+            for w in found.warnings() {
+                eprintln!("guestctl: warning: {w}");
             }
-            .into_oses()?;
         }
         Ok(oses.iter().map(|o| o.root.clone()).collect())
     }
@@ -1685,11 +1690,15 @@ impl Guestfs {
                     }
                     continue;
                 }
-                let Ok(node) = fs::resolve_path(tree.as_ref(), dir.as_bytes(), true) else {
-                    continue;
-                };
-                let Ok(entries) = tree.read_dir(node) else {
-                    continue;
+                let listed = fs::resolve_path(tree.as_ref(), dir.as_bytes(), true)
+                    .and_then(|node| tree.read_dir(node));
+                let entries = match listed {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == fs::ErrorKind::NotFound => continue,
+                    Err(e) => {
+                        eprintln!("guestctl: warning: glob_expand: {dir}: {e}");
+                        continue;
+                    }
                 };
                 let m = crate::export::Exclude::new(comp.as_bytes())?;
                 for e in entries {

@@ -54,6 +54,12 @@ impl Guest {
                 })?,
             ),
         };
+        // Devices left out of the tree (unreadable, not mountable) are said, never dropped.
+        notes.sort();
+        notes.dedup();
+        for n in &notes {
+            eprintln!("guestctl: note: {n}");
+        }
         Ok(Guest { g, tree, os })
     }
 
